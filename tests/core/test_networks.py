@@ -1,0 +1,72 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from core.networks import NetworkConfig, make_q_network
+
+
+def _count(params):
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize(
+    "cfg, obs_shape, dtype",
+    [
+        (NetworkConfig(torso="mlp", hidden_sizes=(32, 32)), (4,), jnp.float32),
+        (NetworkConfig(torso="nature", head_hidden=512), (4, 84, 84), jnp.uint8),
+        (NetworkConfig(torso="minatar", head_hidden=128, channels_first=False), (10, 10, 4), jnp.float32),
+        (NetworkConfig(torso="impala", impala_width=1), (4, 84, 84), jnp.uint8),
+        (NetworkConfig(torso="mlp", dueling=True, hidden_sizes=(16,)), (4,), jnp.float32),
+    ],
+)
+def test_q_network_shapes_and_dtypes(cfg, obs_shape, dtype):
+    net = make_q_network(cfg, num_actions=6)
+    obs = jnp.zeros((3, *obs_shape), dtype)
+    params = net.init(jax.random.PRNGKey(0), obs)
+    q = jax.jit(net.apply)(params, obs)
+    chex.assert_shape(q, (3, 6))
+    chex.assert_type(q, jnp.float32)
+    chex.assert_tree_all_finite(q)
+
+
+def test_nature_cnn_parameter_count_matches_mnih_2015():
+    # conv1 4*32*64+32, conv2 32*64*16+64, conv3 64*64*9+64, fc 3136*512+512, out 512*A+A
+    net = make_q_network(NetworkConfig(torso="nature", head_hidden=512), num_actions=6)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 84, 84), jnp.uint8))
+    expected = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 6 + 6)
+    assert _count(params) == expected
+
+
+def test_impala_width_4_has_15_conv_layers_with_bbf_channels():
+    net = make_q_network(NetworkConfig(torso="impala", impala_width=4), num_actions=4)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 84, 84), jnp.uint8))
+    convs = [v["w"] for k, v in params.items() if "conv" in k.split("/")[-1]]
+    assert len(convs) == 15
+    assert sorted({w.shape[-1] for w in convs}) == [64, 128]
+
+
+def test_dueling_head_advantages_are_mean_centred():
+    net = make_q_network(NetworkConfig(torso="mlp", hidden_sizes=(8,), dueling=True, num_atoms=0), 5)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
+    params = net.init(jax.random.PRNGKey(0), obs)
+    q = net.apply(params, obs)
+    chex.assert_shape(q, (7, 5))
+    # Q = V + A − mean_a A: shifting every advantage by a constant leaves Q unchanged,
+    # shifting the value stream shifts every Q by the same constant.
+    adv = [k for k in params if k.endswith("advantage")][0]
+    val = [k for k in params if k.endswith("value")][0]
+    shifted = {**params, adv: {**params[adv], "b": params[adv]["b"] + 5.0}}
+    np.testing.assert_allclose(net.apply(shifted, obs), q, atol=1e-5)
+    shifted = {**params, val: {**params[val], "b": params[val]["b"] + 2.0}}
+    np.testing.assert_allclose(net.apply(shifted, obs), q + 2.0, atol=1e-5)
+
+
+def test_uint8_pixels_are_scaled_to_unit_interval():
+    from core.networks import preprocess_observation
+
+    x = jnp.full((1, 4, 2, 2), 255, jnp.uint8)
+    y = preprocess_observation(x, channels_first=True)
+    chex.assert_shape(y, (1, 2, 2, 4))
+    np.testing.assert_allclose(y, 1.0)
