@@ -38,7 +38,17 @@ def parse_cli(
 
     argv = list(sys.argv[1:] if argv is None else argv)
     helping = any(a in ("-h", "--help") for a in argv)
-    if not helping:
+    if helping and (not argv or argv[0] not in presets):
+        # Top-level help: the presets, then the fields (shown with the first preset's values).
+        name = prog or "train"
+        print(f"usage: {name} PRESET [--field value ...]\n\npresets:")
+        for preset, (description, _) in presets.items():
+            print(f"  {preset:<10} {description}")
+        first = next(iter(presets))
+        print(f"\nfields (defaults of the {first!r} preset; `{name} PRESET --help` shows that preset's):")
+        sys.stdout.flush()
+        argv = [first, "--help"]
+    elif not helping:
         if not argv or argv[0].startswith("-"):
             raise ConfigError(f"the first argument must be a preset, one of {sorted(presets)}")
         if argv[0] not in presets:

@@ -47,7 +47,7 @@ def results_table(run_dirs: Sequence[str], *, y: str = "eval_return", target: Op
         line = f"| **mean ± std over {len(finals)} runs** | | | **{finals.mean():.1f} ± {finals.std():.1f}** | | | |"
         rows.append(line)
         if target is not None:
-            rows.append(f"\nRuns with final {y} ≥ {target}: {int((finals >= target).sum())} of {len(finals)}.")
+            rows.append(f"\nRuns with final {y} ≥ {target:g}: {int((finals >= target).sum())} of {len(finals)}.")
     return "\n".join(rows)
 
 
