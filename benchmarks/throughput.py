@@ -113,19 +113,25 @@ def learner_alone(cfg: dqn.Config, env_id: str, updates: int, repeats: int) -> d
             "batch_size": cfg.batch_size, "torso": cfg.torso}
 
 
-def host_loop(cfg: dqn.Config, chunks: int) -> dict:
-    """End-to-end host loop on envpool, plus its two components measured alone."""
+def trainer_chunks(cfg: dqn.Config, chunks: int):
+    """Runs the DQN trainer past ``learning_starts``, then times ``chunks`` chunks (median s)."""
     trainer = dqn.make_trainer(cfg)
     state = trainer.init(jax.random.PRNGKey(cfg.seed))
     # Fill past learning_starts so every timed chunk includes learning.
     while int(state[0].env_steps) < cfg.learning_starts:
         state = jax.block_until_ready(trainer.run_chunk(state))
-    chunk_times = []
+    times = []
     for _ in range(chunks):
         start = time.perf_counter()
         state = jax.block_until_ready(trainer.run_chunk(state))
-        chunk_times.append(time.perf_counter() - start)
-    loop_s_per_step = statistics.median(chunk_times) / cfg.log_every
+        times.append(time.perf_counter() - start)
+    return trainer, state, statistics.median(times)
+
+
+def host_loop(cfg: dqn.Config, chunks: int) -> dict:
+    """End-to-end host loop on envpool, plus its two components measured alone."""
+    trainer, state, chunk_s = trainer_chunks(cfg, chunks)
+    loop_s_per_step = chunk_s / cfg.log_every
     trainer.close()
 
     # The agent step alone: the same compiled step fed a fixed time step, no environment.
@@ -172,16 +178,8 @@ def host_loop(cfg: dqn.Config, chunks: int) -> dict:
 
 def jax_loop_vs_python(cfg: dqn.Config, chunks: int, python_steps: int) -> dict:
     """The fully jitted MinAtar loop against the same step functions called from Python."""
-    trainer = dqn.make_trainer(cfg)
-    state = trainer.init(jax.random.PRNGKey(cfg.seed))
-    while int(state[0].env_steps) < cfg.learning_starts:
-        state = jax.block_until_ready(trainer.run_chunk(state))
-    times = []
-    for _ in range(chunks):
-        start = time.perf_counter()
-        state = jax.block_until_ready(trainer.run_chunk(state))
-        times.append(time.perf_counter() - start)
-    jit_sps = cfg.log_every / statistics.median(times)
+    _, state, chunk_s = trainer_chunks(cfg, chunks)
+    jit_sps = cfg.log_every / chunk_s
 
     env = environments.make_jax(cfg.env_id)
     agent = dqn.make_agent(cfg, env.spec)
