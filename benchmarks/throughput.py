@@ -90,8 +90,7 @@ def raw_minatar(env_id: str, num_envs: int, steps: int, repeats: int) -> dict:
 
 
 def learner_alone(cfg: dqn.Config, env_id: str, updates: int, repeats: int) -> dict:
-    spec = (environments.make_jax(env_id).spec if environments.is_jax_env(env_id)
-            else environments.make(env_id, num_envs=1, protocol="atari200m" if environments.is_atari(env_id) else None).spec)
+    spec = dqn.env_spec(dataclasses.replace(cfg, env_id=env_id))
     agent = dqn.make_agent(cfg, spec)
     state = agent.init(jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(1)
@@ -140,8 +139,7 @@ def host_loop(cfg: dqn.Config, chunks: int) -> dict:
     timestep = spec_env.reset()
     timestep = timestep._replace(step_type=np.ones_like(timestep.step_type))
     spec_env.close()
-    agent = dqn.make_agent(cfg, environments.make(cfg.env_id, num_envs=1,
-                                                  protocol=cfg.atari_protocol if environments.is_atari(cfg.env_id) else None).spec)
+    agent = dqn.make_agent(cfg, dqn.env_spec(cfg))
     loop = state[0]
     observe = jax.jit(agent.observe, donate_argnums=0)
     learn = jax.jit(agent.learn, donate_argnums=0)

@@ -445,6 +445,15 @@ class Trainer(NamedTuple):
     close: Callable
 
 
+def env_spec(cfg: Config) -> EnvSpec:
+    """The training environment's spec (an envpool env is opened and closed to read it)."""
+    if environments.is_jax_env(cfg.env_id):
+        return environments.make_jax(cfg.env_id).spec
+    protocol = cfg.atari_protocol if environments.is_atari(cfg.env_id) else None
+    with environments.make(cfg.env_id, num_envs=1, seed=0, protocol=protocol) as env:
+        return env.spec
+
+
 def make_trainer(cfg: Config) -> Trainer:
     """Wires the agent to its environment (JAX loop for JAX envs, host loop for envpool)."""
     if environments.is_jax_env(cfg.env_id):
@@ -507,8 +516,7 @@ def _make_host_trainer(cfg: Config) -> Trainer:
             cfg.env_id, num_envs=cfg.num_envs, seed=_derived_seed(cfg.seed, "train", segment), protocol=protocol)
         return env_holder["env"]
 
-    spec = environments.make(cfg.env_id, num_envs=1, seed=0, protocol=protocol).spec
-    agent = make_agent(cfg, spec)
+    agent = make_agent(cfg, env_spec(cfg))
     compile_time = [0.0]
     compiled = {}
     pending = {}  # the time step received but not yet acted upon, and its segment
