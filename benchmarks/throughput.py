@@ -98,13 +98,14 @@ def learner_alone(cfg: dqn.Config, env_id: str, updates: int, repeats: int) -> d
     batch = Transition(observation=obs, action=jnp.zeros(cfg.batch_size, jnp.int32),
                        reward=jnp.ones(cfg.batch_size), discount=jnp.full(cfg.batch_size, 0.99),
                        next_observation=obs, next_action=jnp.zeros(cfg.batch_size, jnp.int32))
+    weight = jnp.ones(cfg.batch_size, jnp.float32)
     update = jax.jit(agent.learner_update, donate_argnums=0)
-    train_state = jax.block_until_ready(update(state.train, batch)[0])
+    train_state = jax.block_until_ready(update(state.train, batch, weight, key)[0])
 
     def run():
         nonlocal train_state
         for _ in range(updates):
-            train_state, loss = update(train_state, batch)
+            train_state, loss, _ = update(train_state, batch, weight, key)
         jax.block_until_ready(loss)
 
     t = timed(run, repeats=repeats)
@@ -243,7 +244,8 @@ def main() -> None:
                                checkpoint_every=1_000_000, progress=False)
     record("dqn_host_loop/Pong-v5", {"num_envs": 1, "batch": 32, "train_every": 4},
            host_loop(pong, chunks=2 if args.quick else 3))
-    minatar = dataclasses.replace(cpu, learning_starts=1_000, log_every=2_000, buffer_size=20_000, progress=False)
+    minatar = dataclasses.replace(cpu, learning_starts=1_000, log_every=2_000, buffer_size=20_000, train_every=1,
+                                  progress=False)
     record("dqn_jit_loop_vs_python/Breakout-MinAtar", {"num_envs": 1, "batch": 32, "train_every": 1},
            jax_loop_vs_python(minatar, chunks=reps, python_steps=1_000))
     minatar_vec = dataclasses.replace(minatar, num_envs=16, train_every=16, log_every=16_000)

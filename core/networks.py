@@ -20,7 +20,11 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from core.noisy import NoisyLinear
+
 Array = chex.Array
+LinearFactory = Callable[..., Callable[[Array], Array]]
+"""``linear(output_size, name=None)`` returns a layer; :class:`haiku.Linear` or a noisy one."""
 
 
 def preprocess_observation(observation: Array, *, channels_first: bool) -> Array:
@@ -119,14 +123,15 @@ class MLP(hk.Module):
 class QHead(hk.Module):
     """Linear action values ``[B, A]`` (optionally after a hidden ReLU layer)."""
 
-    def __init__(self, num_actions: int, *, hidden: int = 0, name: Optional[str] = None):
+    def __init__(self, num_actions: int, *, hidden: int = 0, linear: LinearFactory = hk.Linear,
+                 name: Optional[str] = None):
         super().__init__(name=name)
-        self._num_actions, self._hidden = num_actions, hidden
+        self._num_actions, self._hidden, self._linear = num_actions, hidden, linear
 
     def __call__(self, features: Array) -> Array:
         if self._hidden:
-            features = jax.nn.relu(hk.Linear(self._hidden)(features))
-        return hk.Linear(self._num_actions)(features)
+            features = jax.nn.relu(self._linear(self._hidden)(features))
+        return self._linear(self._num_actions)(features)
 
 
 class DuelingHead(hk.Module):
@@ -136,19 +141,21 @@ class DuelingHead(hk.Module):
     """
 
     def __init__(
-        self, num_actions: int, *, hidden: int = 0, num_atoms: int = 0, name: Optional[str] = None
+        self, num_actions: int, *, hidden: int = 0, num_atoms: int = 0, linear: LinearFactory = hk.Linear,
+        name: Optional[str] = None
     ):
         super().__init__(name=name)
         self._num_actions, self._hidden, self._num_atoms = num_actions, hidden, num_atoms
+        self._linear = linear
 
     def __call__(self, features: Array) -> Array:
         atoms = max(self._num_atoms, 1)
         value, advantage = features, features
         if self._hidden:
-            value = jax.nn.relu(hk.Linear(self._hidden, name="value_hidden")(features))
-            advantage = jax.nn.relu(hk.Linear(self._hidden, name="advantage_hidden")(features))
-        value = hk.Linear(atoms, name="value")(value).reshape(-1, 1, atoms)
-        advantage = hk.Linear(self._num_actions * atoms, name="advantage")(advantage)
+            value = jax.nn.relu(self._linear(self._hidden, name="value_hidden")(features))
+            advantage = jax.nn.relu(self._linear(self._hidden, name="advantage_hidden")(features))
+        value = self._linear(atoms, name="value")(value).reshape(-1, 1, atoms)
+        advantage = self._linear(self._num_actions * atoms, name="advantage")(advantage)
         advantage = advantage.reshape(-1, self._num_actions, atoms)
         out = value + advantage - advantage.mean(axis=1, keepdims=True)
         return out if self._num_atoms else out[..., 0]
@@ -157,14 +164,16 @@ class DuelingHead(hk.Module):
 class C51Head(hk.Module):
     """Distributional head (Bellemare et al. 2017): logits ``[B, A, N]`` over fixed atoms."""
 
-    def __init__(self, num_actions: int, *, num_atoms: int = 51, hidden: int = 0, name=None):
+    def __init__(self, num_actions: int, *, num_atoms: int = 51, hidden: int = 0,
+                 linear: LinearFactory = hk.Linear, name=None):
         super().__init__(name=name)
         self._num_actions, self._num_atoms, self._hidden = num_actions, num_atoms, hidden
+        self._linear = linear
 
     def __call__(self, features: Array) -> Array:
         if self._hidden:
-            features = jax.nn.relu(hk.Linear(self._hidden)(features))
-        logits = hk.Linear(self._num_actions * self._num_atoms)(features)
+            features = jax.nn.relu(self._linear(self._hidden)(features))
+        logits = self._linear(self._num_actions * self._num_atoms)(features)
         return logits.reshape(-1, self._num_actions, self._num_atoms)
 
 
@@ -186,6 +195,10 @@ class NetworkConfig:
     """Width multiplier of the Impala torso (4 for BBF)."""
     channels_first: bool = True
     """Image observations arrive as [B, C, H, W] (envpool); MinAtar is channels-last."""
+    noisy: bool = False
+    """Noisy linear layers (Fortunato et al. 2018) for every layer of the head (Rainbow)."""
+    noisy_sigma0: float = 0.5
+    """σ0 of the noisy layers' initial noise scale σ0/√p."""
 
 
 TORSOS = ("mlp", "nature", "minatar", "impala")
@@ -203,27 +216,51 @@ def make_torso(cfg: NetworkConfig) -> hk.Module:
     raise ValueError(f"unknown torso {cfg.torso!r}; choose one of {TORSOS}")
 
 
-def make_head(cfg: NetworkConfig, num_actions: int) -> hk.Module:
+def noisy_linear_factory(*, sigma0: float, noisy: bool) -> LinearFactory:
+    """A :data:`LinearFactory` of :class:`core.noisy.NoisyLinear` layers; ``noisy=False`` uses μ only."""
+
+    def linear(output_size: int, name: Optional[str] = None):
+        layer = NoisyLinear(output_size, sigma0=sigma0, name=name)
+        return lambda x: layer(x, noisy=noisy)
+
+    return linear
+
+
+def make_head(cfg: NetworkConfig, num_actions: int, *, linear: LinearFactory = hk.Linear) -> hk.Module:
     if cfg.dueling:
-        return DuelingHead(num_actions, hidden=cfg.head_hidden, num_atoms=cfg.num_atoms)
+        return DuelingHead(num_actions, hidden=cfg.head_hidden, num_atoms=cfg.num_atoms, linear=linear)
     if cfg.num_atoms:
-        return C51Head(num_actions, num_atoms=cfg.num_atoms, hidden=cfg.head_hidden)
-    return QHead(num_actions, hidden=cfg.head_hidden)
+        return C51Head(num_actions, num_atoms=cfg.num_atoms, hidden=cfg.head_hidden, linear=linear)
+    return QHead(num_actions, hidden=cfg.head_hidden, linear=linear)
 
 
 class QNetwork(NamedTuple):
-    """A pure ``(init, apply)`` pair: ``apply(params, observation) -> [B, A]`` or ``[B, A, N]``."""
+    """A pure ``(init, apply)`` pair.
+
+    ``init(key, observation) -> params``; ``apply(params, observation, key=None)`` returns
+    ``[B, A]`` values or ``[B, A, N]`` logits. With ``NetworkConfig.noisy`` a ``key`` draws
+    the layers' noise and ``key=None`` evaluates the mean weights μ (greedy evaluation);
+    other networks ignore ``key``.
+    """
 
     init: Callable
     apply: Callable
 
 
 def make_q_network(cfg: NetworkConfig, num_actions: int) -> QNetwork:
-    """Transforms torso + head into pure functions (``hk.without_apply_rng``)."""
+    """Transforms torso + head into pure functions (``hk.transform``)."""
 
-    def forward(observation: Array) -> Array:
+    def forward(observation: Array, noisy: bool) -> Array:
         x = preprocess_observation(observation, channels_first=cfg.channels_first)
-        return make_head(cfg, num_actions)(make_torso(cfg)(x))
+        linear = noisy_linear_factory(sigma0=cfg.noisy_sigma0, noisy=noisy) if cfg.noisy else hk.Linear
+        return make_head(cfg, num_actions, linear=linear)(make_torso(cfg)(x))
 
-    transformed = hk.without_apply_rng(hk.transform(forward))
-    return QNetwork(init=transformed.init, apply=transformed.apply)
+    transformed = hk.transform(forward)
+
+    def init(key: Array, observation: Array):
+        return transformed.init(key, observation, False)
+
+    def apply(params, observation: Array, key: Optional[Array] = None) -> Array:
+        return transformed.apply(params, key, observation, bool(cfg.noisy and key is not None))
+
+    return QNetwork(init=init, apply=apply)

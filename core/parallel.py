@@ -51,3 +51,12 @@ def pmean(tree: Any, axis_name: str = AXIS) -> Any:
         return jax.lax.pmean(tree, axis_name)
     except NameError:
         return tree
+
+
+def all_gather(x: Any, axis_name: str = AXIS) -> Any:
+    """Per-shard ``[b, ...]`` arrays concatenated to the full ``[D·b, ...]`` batch on every
+    device (``lax.all_gather(tiled=True)``) inside a mapped context; identity outside."""
+    try:
+        return jax.lax.all_gather(x, axis_name, tiled=True)
+    except NameError:
+        return x

@@ -70,3 +70,30 @@ def test_uint8_pixels_are_scaled_to_unit_interval():
     y = preprocess_observation(x, channels_first=True)
     chex.assert_shape(y, (1, 2, 2, 4))
     np.testing.assert_allclose(y, 1.0)
+
+
+def test_noisy_head_samples_noise_with_a_key_and_uses_the_means_without():
+    cfg = NetworkConfig(torso="mlp", hidden_sizes=(16,), head_hidden=8, dueling=True, num_atoms=5, noisy=True)
+    net = make_q_network(cfg, num_actions=3)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4, 6))
+    params = net.init(jax.random.PRNGKey(0), obs)
+    noisy_layers = [name for name in params if "w_sigma" in params[name]]
+    assert len(noisy_layers) == 4  # value/advantage hidden and output layers of the dueling head
+    assert all(set(params[name]) == {"w_mu", "w_sigma", "b_mu", "b_sigma"} for name in noisy_layers)
+    mean = net.apply(params, obs)
+    chex.assert_shape(mean, (4, 3, 5))
+    np.testing.assert_array_equal(mean, net.apply(params, obs, key=None))
+    a, b = net.apply(params, obs, key=jax.random.PRNGKey(2)), net.apply(params, obs, key=jax.random.PRNGKey(3))
+    assert not np.allclose(a, b) and not np.allclose(a, mean)
+    np.testing.assert_array_equal(a, net.apply(params, obs, key=jax.random.PRNGKey(2)))
+    # With σ = 0 the noisy forward pass is the mean forward pass.
+    zero_sigma = {k: {p: (jnp.zeros_like(v) if p.endswith("sigma") else v) for p, v in layer.items()}
+                  for k, layer in params.items()}
+    np.testing.assert_allclose(net.apply(zero_sigma, obs, key=jax.random.PRNGKey(2)), mean, rtol=1e-6)
+
+
+def test_non_noisy_network_ignores_the_key():
+    net = make_q_network(NetworkConfig(torso="mlp", hidden_sizes=(8,)), num_actions=2)
+    obs = jnp.ones((2, 3))
+    params = net.init(jax.random.PRNGKey(0), obs)
+    np.testing.assert_array_equal(net.apply(params, obs), net.apply(params, obs, key=jax.random.PRNGKey(5)))

@@ -100,7 +100,7 @@ def test_different_seeds_differ(smoke_run, tmp_path):
 
 def test_jax_environment_trains_inside_one_jit(tmp_path):
     cfg = dataclasses.replace(
-        train.PRESETS["cpu"][1], total_steps=2_000, learning_starts=500, buffer_size=2_000, log_every=500,
+        train.PRESETS["cpu"][1], total_steps=2_000, learning_starts=500, buffer_size=2_000, log_every=500, train_every=1,
         eval_every=1_000, checkpoint_every=1_000, eval_episodes=2, eval_max_steps=200,
         out_dir=str(tmp_path), progress=False)
     summary = train.main(cfg, preset="test")
@@ -143,7 +143,8 @@ def test_resume_with_a_different_config_is_refused(smoke_run):
 
 
 def test_every_config_field_is_read_by_the_script():
-    source = open(train.__file__).read()
+    from algorithms.dqn import agent, loop
+    source = "".join(open(m.__file__).read() for m in (train, agent, loop))
     unread = [f.name for f in dataclasses.fields(train.Config) if f"cfg.{f.name}" not in source
               and f"self.{f.name}" not in source.split("def validate")[0]]
     assert not unread, unread
