@@ -114,12 +114,13 @@ def _spec(shape=(4,), num_actions=2):
 
 def _fill(agent, state, steps, shape=(4,), seed=0, reward=1.0):
     rng = np.random.default_rng(seed)
+    observe = jax.jit(agent.observe)
     for t in range(steps):
         step_type = StepType.FIRST if t == 0 else (StepType.LAST if t % 17 == 0 else StepType.MID)
         timestep = TimeStep(step_type=jnp.full((1,), step_type, jnp.int8), reward=jnp.full((1,), reward, jnp.float32),
                             discount=jnp.full((1,), 0.0 if step_type == StepType.LAST else 1.0, jnp.float32),
                             observation=jnp.asarray(rng.normal(size=(1, *shape)), jnp.float32))
-        state, _ = agent.observe(state, timestep)
+        state, _ = observe(state, timestep)
     return state
 
 
@@ -127,11 +128,12 @@ def test_importance_weights_scale_the_per_example_losses():
     cfg = dataclasses.replace(rainbow.PRESETS["smoke"][1], batch_size=8)
     agent = agent_lib.make_agent(cfg, _spec(), mesh=parallel.local_mesh(1))
     state = _fill(agent, agent.init(jax.random.PRNGKey(0)), 60)
-    state, batch, _, _, key = agent.sample(state)
+    state, batch, _, _, key = jax.jit(agent.sample)(state)
     ones = jnp.ones(8)
     weight = jnp.linspace(0.1, 1.0, 8)
-    _, loss_ones, priority = agent.learner_update(state.train, batch, ones, key)
-    _, loss_weighted, priority_w = agent.learner_update(state.train, batch, weight, key)
+    update = jax.jit(agent.learner_update)
+    _, loss_ones, priority = update(state.train, batch, ones, key)
+    _, loss_weighted, priority_w = update(state.train, batch, weight, key)
     np.testing.assert_allclose(loss_ones, priority.mean(), rtol=1e-5)  # C51: priority = per-example loss
     np.testing.assert_allclose(loss_weighted, (weight * priority).mean(), rtol=1e-5)
     np.testing.assert_array_equal(priority, priority_w)
@@ -141,11 +143,11 @@ def test_prioritized_learn_sets_sampled_priorities_to_loss_power_alpha():
     cfg = dataclasses.replace(rainbow.PRESETS["smoke"][1], batch_size=8, priority_exponent=0.5)
     agent = agent_lib.make_agent(cfg, _spec(), mesh=parallel.local_mesh(1))
     state = _fill(agent, agent.init(jax.random.PRNGKey(0)), 60)
-    sampled, batch, indices, weight, key = agent.sample(state)
+    sampled, batch, indices, weight, key = jax.jit(agent.sample)(state)
     chex.assert_shape(weight, (8,))
     np.testing.assert_allclose(weight.max(), 1.0, rtol=1e-6)  # IS weights normalised by their max
-    _, _, priority = agent.learner_update(sampled.train, batch, weight, key)
-    after = agent.learn(state)
+    _, _, priority = jax.jit(agent.learner_update)(sampled.train, batch, weight, key)
+    after = jax.jit(agent.learn)(state)
     np.testing.assert_allclose(after.replay.priority[indices.row, indices.env], (priority + 1e-6) ** 0.5, rtol=1e-5)
     assert int(after.train.step) == 1 and float(after.replay.max_priority) >= float((priority.max() + 1e-6) ** 0.5) - 1e-6
 
