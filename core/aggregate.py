@@ -18,6 +18,9 @@ every directory below it holding a ``summary.json`` is a run, and its
   so only per-game numbers are reported (with a bootstrap 95% CI of each game's mean
   over seeds) and the figure is one bar group per game.
 
+``--metric NAME`` scores each run by the last non-null ``NAME`` of its ``metrics.jsonl``
+instead (e.g. ``train_return``, the return under the exploration policy).
+
 Always written: ``PREFIX.md`` (the command, then the tables), ``PREFIX.png`` and
 ``PREFIX.json`` (every number). ``--curves`` also plots ``eval_return`` against
 ``env_steps`` from each run's ``metrics.jsonl`` (mean over seeds, shaded ± std), one
@@ -84,20 +87,38 @@ def find_run_dirs(root: str) -> List[str]:
     return sorted(found)
 
 
-def load_run(run_dir: str) -> RunRecord:
-    """Reads one run's summary; :class:`AggregateError` names the dir when it is unusable."""
+def final_metric(run_dir: str, metric: str) -> Optional[float]:
+    """The last non-null ``metric`` of the run's ``metrics.jsonl`` (None when it never appears)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        raise AggregateError(f"{run_dir}: no metrics.jsonl to read --metric {metric} from")
+    values = [r[metric] for r in metrics.read_jsonl(path) if r.get(metric) is not None]
+    return values[-1] if values else None
+
+
+def load_run(run_dir: str, metric: str = "headline") -> RunRecord:
+    """Reads one run's summary; :class:`AggregateError` names the dir when it is unusable.
+
+    ``metric="headline"`` scores the run by ``summary["headline"]["value"]``; any other name
+    by the last non-null value of that field in ``metrics.jsonl`` (e.g. ``train_return``).
+    """
     path = os.path.join(run_dir, "summary.json")
     try:
         with open(path) as f:
             s = json.load(f)
     except (OSError, json.JSONDecodeError) as error:
         raise AggregateError(f"{path}: cannot read ({error})") from None
-    headline = s.get("headline") or {}
-    value = headline.get("value") if isinstance(headline, dict) else None
+    if metric == "headline":
+        headline = s.get("headline") or {}
+        value = headline.get("value") if isinstance(headline, dict) else None
+    else:
+        value = final_metric(run_dir, metric)
     if value is None:
-        raise AggregateError(f"{run_dir}: summary.json has no headline value (null headline)")
+        what = "headline value (null headline)" if metric == "headline" else f"value of {metric!r} in metrics.jsonl"
+        raise AggregateError(f"{run_dir}: summary.json has no {what}" if metric == "headline"
+                             else f"{run_dir}: no {what}")
     if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise AggregateError(f"{run_dir}: headline value {value!r} is not a finite number")
+        raise AggregateError(f"{run_dir}: {metric} value {value!r} is not a finite number")
     if not s.get("env_id"):
         raise AggregateError(f"{run_dir}: summary.json has no env_id")
     if s.get("seed") is None:
@@ -106,7 +127,7 @@ def load_run(run_dir: str) -> RunRecord:
                      algorithm=s.get("algorithm"), preset=s.get("preset"), env_steps=s.get("env_steps"))
 
 
-def load_root(root: str) -> Dict[str, List[RunRecord]]:
+def load_root(root: str, metric: str = "headline") -> Dict[str, List[RunRecord]]:
     """env_id -> runs of one agent's sweep, each list sorted by seed.
 
     Raises:
@@ -119,7 +140,7 @@ def load_root(root: str) -> Dict[str, List[RunRecord]]:
         raise AggregateError(f"{root}: no run dirs found (no summary.json below it)")
     by_env: Dict[str, Dict[int, RunRecord]] = {}
     for d in dirs:
-        rec = load_run(d)
+        rec = load_run(d, metric)
         seen = by_env.setdefault(rec.env_id, {})
         if rec.seed in seen:
             raise AggregateError(
@@ -160,6 +181,7 @@ def aggregate(
     normalize: Optional[str] = None,
     reps: int = 50_000,
     seed: int = 0,
+    metric: str = "headline",
 ) -> Dict[str, Any]:
     """Everything the outputs show, as a JSON-serialisable dict.
 
@@ -193,7 +215,7 @@ def aggregate(
     if reps < 1:
         raise AggregateError(f"--reps: must be >= 1; got {reps}")
 
-    loaded = {label: load_root(root) for label, root in zip(labels, roots)}
+    loaded = {label: load_root(root, metric) for label, root in zip(labels, roots)}
     envs = sorted(loaded[labels[0]])
     for label in labels[1:]:
         other = sorted(loaded[label])
@@ -224,7 +246,7 @@ def aggregate(
             raise AggregateError(f"--normalize human: several env ids of the same game {dupes}: {envs}")
 
     result: Dict[str, Any] = {
-        "normalize": normalize, "reps": int(reps), "seed": int(seed), "envs": envs,
+        "normalize": normalize, "reps": int(reps), "seed": int(seed), "envs": envs, "metric": metric,
         "labels": list(labels), "notes": [], "per_label": {},
     }
     for label, root in zip(labels, roots):
@@ -339,7 +361,8 @@ def to_markdown(result: Mapping[str, Any], command: str) -> str:
     if result["notes"]:
         lines.append("")
 
-    lines.append("## Per game (raw scores: headline value of each run)")
+    what = "headline value" if result.get("metric", "headline") == "headline" else f"final {result['metric']}"
+    lines.append(f"## Per game (raw scores: {what} of each run)")
     lines.append("")
     lines.append("| game | " + " | ".join(labels) + " |")
     lines.append("|---|" + "---:|" * len(labels))
@@ -564,10 +587,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--title", default="", help="figure title")
     parser.add_argument("--curves", action="store_true", help="also PREFIX_curves.png from metrics.jsonl")
+    parser.add_argument("--metric", default="headline",
+                        help="score of a run: its summary headline (default) or the last value of this "
+                             "metrics.jsonl field, e.g. train_return")
     args = parser.parse_args(argv)
     command = "python -m core.aggregate " + shlex.join(argv)
     try:
-        result = aggregate(args.roots, args.label, normalize=args.normalize, reps=args.reps, seed=args.seed)
+        result = aggregate(args.roots, args.label, normalize=args.normalize, reps=args.reps, seed=args.seed,
+                           metric=args.metric)
     except AggregateError as error:
         cli.fail(str(error))
 

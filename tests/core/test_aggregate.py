@@ -198,3 +198,25 @@ def test_null_headline_names_the_dir(tmp_path, capsys):
 def test_label_count_must_match_roots(tmp_path, capsys):
     a = _random_sweep(tmp_path / "a", GAMES[:1], range(2), 0)
     _expect_exit_2([a, "--label", "x", "y", "--out", str(tmp_path / "o")], capsys, "--label")
+
+
+def test_metric_scores_runs_by_the_last_value_in_metrics_jsonl(tmp_path):
+    import json as _json
+    from core import aggregate as agg
+    root = tmp_path / "agent"
+    for seed, finals in enumerate([(1.0, 3.0), (2.0, 5.0)]):
+        run = root / "Breakout-MinAtar" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(_json.dumps({
+            "algorithm": "dqn", "preset": "cpu", "seed": seed, "env_id": "Breakout-MinAtar",
+            "headline": {"name": "eval_return", "value": 0.0}, "env_steps": 10, "wall_s": 1.0}))
+        (run / "metrics.jsonl").write_text("\n".join(_json.dumps(r) for r in [
+            {"env_steps": 5, "train_return": finals[0]}, {"env_steps": 10, "train_return": finals[1]},
+            {"env_steps": 15, "train_return": None}]) + "\n")
+    result = agg.aggregate([str(root)], normalize="none", reps=100, metric="train_return")
+    assert result["metric"] == "train_return"
+    assert agg.load_run(str(root / "Breakout-MinAtar" / "seed1"), "train_return").score == 5.0
+    assert agg.load_run(str(root / "Breakout-MinAtar" / "seed1")).score == 0.0
+    assert "final train_return" in agg.to_markdown(result, "cmd")
+    with pytest.raises(agg.AggregateError, match="no value of 'loss'"):
+        agg.load_run(str(root / "Breakout-MinAtar" / "seed0"), "loss")
