@@ -2,10 +2,8 @@
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -66,24 +64,10 @@ def test_smoke_writes_every_output_of_the_cli_contract(smoke_run):
 
 
 @pytest.mark.envpool
-def test_same_seed_same_metrics_and_a_sigkilled_run_resumes_identically(smoke_run, tmp_path):
+def test_same_seed_same_metrics_and_a_sigkilled_run_resumes_identically(smoke_run, tmp_path, scripts):
     reference, _ = smoke_run
     out = str(tmp_path / "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "algorithms.dqn.train", "smoke", "--out-dir", out,
-                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = os.path.isdir(os.path.join(out, "checkpoints", "3000"))
-        if done or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert done, "the run never reached its second checkpoint"
-    assert not os.path.exists(os.path.join(out, "summary.json")), "killed too late to test resuming"
-    result = _cli("smoke", "--out-dir", out, "--no-progress")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "resuming" in result.stdout
+    scripts.kill_at_checkpoint_and_resume("algorithms.dqn.train", "smoke", out, step=3000, timeout=120)
     assert _learning_metrics(out) == _learning_metrics(reference)
     cfg = dataclasses.replace(SMOKE, progress=False)
     for a, b in zip(jax.tree.leaves(_final_params(out, cfg)), jax.tree.leaves(_final_params(reference, cfg))):

@@ -2,10 +2,8 @@
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,17 +13,11 @@ from core import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SMOKE = train.PRESETS["smoke"][1]
-TIMING = ("sps", "wall_s")
 
 
 def _cli(*args, timeout=180):
     return subprocess.run([sys.executable, "-m", "algorithms.rainbow.train", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _learning_metrics(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIMING}
-            for r in metrics.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))]
 
 
 @pytest.fixture(scope="module")
@@ -49,26 +41,11 @@ def test_smoke_learns_cartpole_and_writes_the_cli_contract(smoke_run):
 
 
 @pytest.mark.envpool
-def test_a_sigkilled_prioritized_run_resumes_identically(smoke_run, tmp_path):
+def test_a_sigkilled_prioritized_run_resumes_identically(smoke_run, tmp_path, scripts):
     reference, _ = smoke_run
     out = str(tmp_path / "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "algorithms.rainbow.train", "smoke", "--out-dir", out,
-                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    done = False
-    while time.time() < deadline:
-        done = os.path.isdir(os.path.join(out, "checkpoints", "3000"))
-        if done or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert done, "the run never reached its second checkpoint"
-    assert not os.path.exists(os.path.join(out, "summary.json")), "killed too late to test resuming"
-    result = _cli("smoke", "--out-dir", out, "--no-progress")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "resuming" in result.stdout
-    assert _learning_metrics(out) == _learning_metrics(reference)
+    scripts.kill_at_checkpoint_and_resume("algorithms.rainbow.train", "smoke", out, step=3000)
+    assert scripts.learning_metrics(out) == scripts.learning_metrics(reference)
 
 
 def test_help_lists_the_presets():
