@@ -1,0 +1,124 @@
+"""Soft MoE layer against the dense layer it replaces: forward and forward+backward time.
+
+    python -m benchmarks.bench_soft_moe [--quick] [--out benchmarks/results]
+
+Obando-Ceron et al. 2024 (arXiv 2402.08609) replace the penultimate dense layer of a value
+network (Nature CNN features [7, 7, 64] flattened to 3136 → 512 units) with a Soft MoE over
+PerConv tokens ([49, 64]). For E in (1, 2, 4, 8) experts this measures, in one run and on
+the same inputs (batch 32):
+
+* ``soft_moe``: tokens → Soft MoE (slots per expert ⌈49/E⌉, expert MLP 64 → 512 → 512)
+  → mean over tokens, the layer of ``algorithms/soft_moe/moe.py``;
+* ``dense_wide``: the paper's baseline, the flattened features → dense 512·E, ReLU;
+
+timing the jitted forward pass and the jitted value-and-grad of the summed output
+(compile excluded, warm-up, median of repeats). One JSON line per measurement goes to
+``benchmarks/results/soft_moe_<date>_<device>.jsonl`` and a table to ``soft_moe.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+
+from algorithms.soft_moe import moe
+from benchmarks.throughput import timed
+from core import cli
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+BATCH, TOKENS, CHANNELS, UNITS = 32, 49, 64, 512
+
+
+def soft_moe_layer(num_experts: int, key):
+    slots = moe.num_slots(TOKENS, num_experts)
+    k1, k2 = jax.random.split(key)
+    params = {"phi": jax.random.normal(k1, (CHANNELS, num_experts, slots)) / CHANNELS ** 0.5,
+              "experts": moe.init_experts(k2, num_experts=num_experts, in_dim=CHANNELS, hidden=UNITS, out_dim=UNITS)}
+
+    def apply(p, features):  # features [B, 7, 7, 64]
+        tokens = jax.vmap(moe.per_conv_tokens)(features)
+        out = jax.vmap(lambda x: moe.soft_moe(x, p["phi"], p["experts"], normalize=True).output)(tokens)
+        return out.mean(axis=1)  # [B, 512]
+
+    return params, apply, {"experts": num_experts, "slots_per_expert": slots}
+
+
+def dense_wide_layer(num_experts: int, key):
+    width = UNITS * num_experts
+    params = {"w": jax.random.normal(key, (TOKENS * CHANNELS, width)) / (TOKENS * CHANNELS) ** 0.5,
+              "b": jnp.zeros(width)}
+
+    def apply(p, features):
+        return jax.nn.relu(features.reshape(features.shape[0], -1) @ p["w"] + p["b"])
+
+    return params, apply, {"width": width}
+
+
+def measure(params, apply, features, *, iterations: int, repeats: int) -> dict:
+    forward = jax.jit(apply)
+    grad = jax.jit(jax.value_and_grad(lambda p, x: apply(p, x).sum()))
+    start = time.perf_counter()
+    jax.block_until_ready(forward(params, features))
+    jax.block_until_ready(grad(params, features))
+    compile_s = time.perf_counter() - start
+
+    def run(fn):
+        def go():
+            out = None
+            for _ in range(iterations):
+                out = fn(params, features)
+            jax.block_until_ready(out)
+        return go
+
+    fwd = timed(run(forward), repeats=repeats)
+    bwd = timed(run(grad), repeats=repeats)
+    count = sum(x.size for x in jax.tree.leaves(params))
+    return {"forward_ms": 1e3 * fwd["median_s"] / iterations, "forward_backward_ms": 1e3 * bwd["median_s"] / iterations,
+            "spread_fb_ms": [1e3 * bwd["min_s"] / iterations, 1e3 * bwd["max_s"] / iterations],
+            "parameters": int(count), "compile_s": compile_s, "repeats": repeats, "iterations": iterations}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
+    parser.add_argument("--out", default=RESULTS, help="results directory")
+    args = parser.parse_args()
+    iterations, repeats = (5, 3) if args.quick else (20, 5)
+    device = jax.devices()[0].device_kind.replace(" ", "_")
+    stamp = datetime.date.today().isoformat()
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"soft_moe_{stamp}_{device}.jsonl")
+    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp,
+            "shapes": {"batch": BATCH, "tokens": TOKENS, "channels": CHANNELS, "units": UNITS}}
+    features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, 7, 7, CHANNELS))
+    rows = []
+    for experts in (1, 2, 4, 8):
+        for name, build in (("soft_moe", soft_moe_layer), ("dense_wide", dense_wide_layer)):
+            params, apply, info = build(experts, jax.random.PRNGKey(experts))
+            result = {"layer": name, **info, **measure(params, apply, features, iterations=iterations, repeats=repeats)}
+            rows.append(result)
+            with open(path, "a") as f:
+                f.write(json.dumps({**result, **meta}) + "\n")
+            print(name, experts, {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
+    lines = [f"Measured {stamp} on `{device}` (jax {meta['versions'].get('jax')}), by `python -m benchmarks.bench_soft_moe`; "
+             f"batch {BATCH}, PerConv tokens {TOKENS}×{CHANNELS}, {UNITS} units.", "",
+             "| experts | Soft MoE fwd | Soft MoE fwd+bwd | params | dense 512·E fwd | dense fwd+bwd | params | fwd+bwd ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for experts in (1, 2, 4, 8):
+        s = next(r for r in rows if r["layer"] == "soft_moe" and r["experts"] == experts)
+        d = next(r for r in rows if r["layer"] == "dense_wide" and r["width"] == UNITS * experts)
+        lines.append(f"| {experts} | {s['forward_ms']:.2f} ms | {s['forward_backward_ms']:.2f} ms | {s['parameters']:,} "
+                     f"| {d['forward_ms']:.2f} ms | {d['forward_backward_ms']:.2f} ms | {d['parameters']:,} "
+                     f"| {s['forward_backward_ms'] / d['forward_backward_ms']:.2f} |")
+    with open(os.path.join(args.out, "soft_moe.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
