@@ -299,13 +299,6 @@ def value_loss(
     return LossOutput(loss=cross_entropy, priority=cross_entropy)
 
 
-def dqn_loss(params, target_params, batch, *, apply: Callable, double_q: bool, huber: bool):
-    """Mean over the batch of ℓ(δ) with δ the (double) Q-learning TD error, and mean |δ|."""
-    out = value_loss(params, target_params, batch, jax.random.PRNGKey(0), apply=apply, atoms=None,
-                     double_q=double_q, huber=huber, augment_pad=0, channels_first=False)
-    return jnp.mean(out.loss), jnp.mean(out.priority)
-
-
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
     lr = optax.linear_schedule(cfg.learning_rate, cfg.learning_rate * cfg.lr_final_fraction, cfg.total_updates)
     adam = optax.adam(lr, eps=cfg.adam_eps)

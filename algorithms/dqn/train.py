@@ -20,7 +20,7 @@ from core import cli
 
 from algorithms.dqn import loop
 from algorithms.dqn.agent import (  # noqa: F401  (re-exported: the names other papers build on)
-    Agent, Config, LoopState, dqn_loss, epsilon_greedy, make_agent, make_optimizer,
+    Agent, Config, LoopState, epsilon_greedy, make_agent, make_optimizer,
 )
 from algorithms.dqn.loop import Trainer, env_spec, make_trainer  # noqa: F401
 
