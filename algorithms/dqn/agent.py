@@ -33,7 +33,7 @@ import optax
 
 import environments
 from core import augmentation, cli, losses, parallel, prioritized, replay, schedules
-from core.networks import TORSOS, NetworkConfig, make_q_network
+from core.networks import TORSOS, NetworkConfig, QNetwork, make_q_network
 from core.types import EnvSpec, StepType, TimeStep, Transition, TrainState
 
 Array = chex.Array
@@ -89,6 +89,8 @@ class Config:
     """Learning rate decays linearly to this fraction of its initial value by the end of training (1 = constant)."""
     adam_eps: float = 1e-8
     """Adam ε (Dopamine uses 1.5e-4 on Atari)."""
+    weight_decay: float = 0.0
+    """L2 penalty λ·θ added to the gradient before clipping and Adam (optax.add_decayed_weights); 0 = off."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip; 0 disables it."""
     batch_size: int = 64
@@ -108,7 +110,9 @@ class Config:
     learning_starts: int = 1_000
     """Environment steps of random acting before learning (min replay history)."""
     train_every: int = 1
-    """Environment steps per gradient step (the inverse replay ratio; Nature DQN: 4)."""
+    """Environment steps between learning calls (Nature DQN: 4)."""
+    gradient_steps: int = 1
+    """Gradient steps per learning call: the replay ratio is gradient_steps / train_every updates per env step."""
     target_update_every: int = 500
     """Gradient steps between hard target-network copies (1 = no separate target network, as DrQ(ε))."""
     eps_start: float = 1.0
@@ -148,7 +152,12 @@ class Config:
     @property
     def updates_per_call(self) -> int:
         """Gradient steps per agent step (one agent step = ``num_envs`` environment steps)."""
-        return max(1, self.num_envs // self.train_every)
+        return max(1, self.num_envs // self.train_every) * self.gradient_steps
+
+    @property
+    def replay_ratio(self) -> float:
+        """Gradient steps per environment step."""
+        return self.gradient_steps / self.train_every
 
     @property
     def calls_per_update(self) -> int:
@@ -158,13 +167,13 @@ class Config:
     @property
     def total_updates(self) -> int:
         """Gradient steps the run will take (the horizon of the lr and β schedules)."""
-        return max(1, (self.total_steps - self.learning_starts) // self.train_every)
+        return max(1, (self.total_steps - self.learning_starts) // self.train_every) * self.gradient_steps
 
     def validate(self) -> None:
         req = cli.require
         for name in ("total_steps", "num_envs", "batch_size", "buffer_size", "train_every",
                      "target_update_every", "eval_every", "eval_episodes", "log_every",
-                     "checkpoint_every", "keep_checkpoints", "n_step", "eval_max_steps"):
+                     "checkpoint_every", "keep_checkpoints", "n_step", "eval_max_steps", "gradient_steps"):
             req(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         req(self.learning_starts >= 0, "learning_starts", "must be >= 0")
         req(self.eps_decay_steps >= 0, "eps_decay_steps", "must be >= 0")
@@ -172,6 +181,7 @@ class Config:
         req(self.learning_rate > 0, "learning_rate", "must be positive")
         req(0.0 <= self.lr_final_fraction <= 1.0, "lr_final_fraction", "must lie in [0, 1]")
         req(self.adam_eps > 0, "adam_eps", "must be positive")
+        req(self.weight_decay >= 0, "weight_decay", f"must be >= 0 (0 disables it), got {self.weight_decay}")
         req(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
         for name in ("eps_start", "eps_end", "eval_epsilon"):
             req(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
@@ -301,8 +311,13 @@ def value_loss(
 
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
     lr = optax.linear_schedule(cfg.learning_rate, cfg.learning_rate * cfg.lr_final_fraction, cfg.total_updates)
-    adam = optax.adam(lr, eps=cfg.adam_eps)
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), adam) if cfg.max_grad_norm else adam
+    chain = [optax.adam(lr, eps=cfg.adam_eps)]
+    if cfg.max_grad_norm:
+        chain.insert(0, optax.clip_by_global_norm(cfg.max_grad_norm))
+    if cfg.weight_decay:
+        # ReDo's weight-decay baseline: the L2 gradient λθ ahead of the optimiser (Sokar et al. 2023 code).
+        chain.insert(0, optax.add_decayed_weights(cfg.weight_decay))
+    return chain[0] if len(chain) == 1 else optax.chain(*chain)
 
 
 def make_learner_update(cfg: Config, apply: Callable, optimizer, mesh) -> Callable:
@@ -349,6 +364,8 @@ class Agent(NamedTuple):
     truncate: Callable  # (LoopState, TimeStep) -> LoopState: end running episodes (segment end)
     learner_update: Callable  # (TrainState, Transition, weight [B], key) -> (TrainState, loss, priority [B])
     sample: Callable  # (LoopState) -> (LoopState, Transition, indices, weight [B], loss key)
+    network: QNetwork  # the value network's pure functions
+    diagnostics: Optional[Callable] = None  # (LoopState) -> {name: [] float32}, logged with the metrics
 
 
 def frame_stack_of(cfg: Config, spec: EnvSpec) -> int:
@@ -357,9 +374,13 @@ def frame_stack_of(cfg: Config, spec: EnvSpec) -> int:
     return spec.observation_shape[0] if image else 1
 
 
-def make_agent(cfg: Config, spec: EnvSpec, mesh=None) -> Agent:
-    """Builds the agent's pure functions for ``spec`` (jit them at the call site)."""
-    network = make_q_network(cfg.network, spec.num_actions)
+def make_agent(cfg: Config, spec: EnvSpec, mesh=None, *, network: Optional[QNetwork] = None) -> Agent:
+    """Builds the agent's pure functions for ``spec`` (jit them at the call site).
+
+    ``network`` replaces the value network that ``cfg.network`` describes (a paper's own
+    architecture, e.g. a mixture-of-experts head); it keeps :class:`QNetwork`'s contract.
+    """
+    network = network if network is not None else make_q_network(cfg.network, spec.num_actions)
     optimizer = make_optimizer(cfg)
     mesh = mesh if mesh is not None else parallel.local_mesh(cfg.num_devices or None)
     learner_update = make_learner_update(cfg, network.apply, optimizer, mesh)
@@ -471,4 +492,16 @@ def make_agent(cfg: Config, spec: EnvSpec, mesh=None) -> Agent:
         return state._replace(replay=buffer, episode_return=jnp.zeros_like(state.episode_return))
 
     return Agent(init=init, step=step, observe=observe, should_learn=should_learn, learn=learn,
-                 act_greedy=act_greedy, truncate=truncate, learner_update=learner_update, sample=sample)
+                 act_greedy=act_greedy, truncate=truncate, learner_update=learner_update, sample=sample,
+                 network=network)
+
+
+def with_learn(agent: Agent, learn: Callable) -> Agent:
+    """The agent with ``learn`` replaced, and ``step`` rebuilt around it (for papers that extend learning)."""
+
+    def step(state: LoopState, timestep: TimeStep):
+        state, actions = agent.observe(state, timestep)
+        state = jax.lax.cond(agent.should_learn(state), learn, lambda s: s, state)
+        return state, actions
+
+    return agent._replace(learn=learn, step=step)

@@ -25,7 +25,7 @@ from core import cli, metrics, schedules
 from core.checkpoint import Checkpointer
 from core.types import EnvSpec, StepType
 
-from algorithms.dqn.agent import Config, make_agent
+from algorithms.dqn.agent import Agent, Config, make_agent
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -94,6 +94,7 @@ class Trainer(NamedTuple):
     evaluate: Callable  # (state, index) -> returns
     compile_s: Callable  # () -> seconds spent compiling so far
     close: Callable
+    agent: Agent
 
 
 def env_spec(cfg: Config) -> EnvSpec:
@@ -105,16 +106,20 @@ def env_spec(cfg: Config) -> EnvSpec:
         return env.spec
 
 
-def make_trainer(cfg: Config) -> Trainer:
+AgentFactory = Callable[[Config, EnvSpec], Agent]
+"""``(cfg, spec) -> Agent``: :func:`algorithms.dqn.agent.make_agent`, or a paper's extension of it."""
+
+
+def make_trainer(cfg: Config, agent_fn: AgentFactory = make_agent) -> Trainer:
     """Wires the agent to its environment (JAX loop for JAX envs, host loop for envpool)."""
     if environments.is_jax_env(cfg.env_id):
-        return _make_jax_trainer(cfg)
-    return _make_host_trainer(cfg)
+        return _make_jax_trainer(cfg, agent_fn)
+    return _make_host_trainer(cfg, agent_fn)
 
 
-def _make_jax_trainer(cfg: Config) -> Trainer:
+def _make_jax_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
     env = environments.make_jax(cfg.env_id)
-    agent = make_agent(cfg, env.spec)
+    agent = agent_fn(cfg, env.spec)
     compile_time = [0.0]
     steps_per_chunk = cfg.log_every // cfg.num_envs
 
@@ -153,10 +158,10 @@ def _make_jax_trainer(cfg: Config) -> Trainer:
         return np.asarray(evaluate_fn(state[0].train.params, key))
 
     return Trainer(init=init, run_chunk=run_chunk, end_segment=lambda state: state, evaluate=evaluate,
-                   compile_s=lambda: compile_time[0], close=lambda: None)
+                   compile_s=lambda: compile_time[0], close=lambda: None, agent=agent)
 
 
-def _make_host_trainer(cfg: Config) -> Trainer:
+def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
     protocol = cfg.atari_protocol if environments.is_atari(cfg.env_id) else None
     env_holder = {}
 
@@ -167,7 +172,7 @@ def _make_host_trainer(cfg: Config) -> Trainer:
             cfg.env_id, num_envs=cfg.num_envs, seed=_derived_seed(cfg.seed, "train", segment), protocol=protocol)
         return env_holder["env"]
 
-    agent = make_agent(cfg, env_spec(cfg))
+    agent = agent_fn(cfg, env_spec(cfg))
     compile_time = [0.0]
     compiled = {}
     pending = {}  # the time step received but not yet acted upon, and its segment
@@ -223,7 +228,7 @@ def _make_host_trainer(cfg: Config) -> Trainer:
             env_holder["env"].close()
 
     return Trainer(init=init, run_chunk=run_chunk, end_segment=end_segment, evaluate=evaluate,
-                   compile_s=lambda: compile_time[0], close=close)
+                   compile_s=lambda: compile_time[0], close=close, agent=agent)
 
 
 # --------------------------------------------------------------------------- main
@@ -233,17 +238,25 @@ METRIC_COLUMNS = ("env_steps", "grad_steps", "episodes", "train_return", "loss",
                   "eval_return", "eval_return_std", "sps", "wall_s")
 
 
-def main(cfg: Config, *, preset: str = "custom", algorithm: str = "dqn", title: str = "DQN") -> dict:
-    """Trains (or resumes) one run and writes every output of the CLI contract."""
+def main(cfg: Config, *, preset: str = "custom", algorithm: str = "dqn", title: str = "DQN",
+         agent_fn: AgentFactory = make_agent) -> dict:
+    """Trains (or resumes) one run and writes every output of the CLI contract.
+
+    ``agent_fn`` builds the agent (a paper's extension of :func:`make_agent`); when the
+    agent has ``diagnostics``, they are computed at every log step and written as extra
+    metric columns.
+    """
     cfg.validate()
     start_wall = time.perf_counter()
     checkpointer = Checkpointer(os.path.join(cfg.out_dir, "checkpoints"), max_to_keep=cfg.keep_checkpoints)
     resuming = checkpointer.latest_step() is not None
     cli.prepare_out_dir(cfg.out_dir, cfg, resumable=resuming)
-    writer = metrics.MetricsWriter(cfg.out_dir, METRIC_COLUMNS)
-    trainer = make_trainer(cfg)
+    trainer = make_trainer(cfg, agent_fn)
 
     state = trainer.init(jax.random.PRNGKey(cfg.seed))
+    diagnostics = jax.jit(trainer.agent.diagnostics) if trainer.agent.diagnostics else None
+    extra_columns = tuple(jax.eval_shape(diagnostics, state[0])) if diagnostics else ()
+    writer = metrics.MetricsWriter(cfg.out_dir, METRIC_COLUMNS[:-2] + extra_columns + METRIC_COLUMNS[-2:])
     last_eval = np.full(2, np.nan)  # mean and std of the latest evaluation
     if resuming:
         step = checkpointer.latest_step()
@@ -276,6 +289,8 @@ def main(cfg: Config, *, preset: str = "custom", algorithm: str = "dqn", title: 
                 "epsilon": float(schedules.linear_schedule(env_steps, start=cfg.eps_start, end=cfg.eps_end,
                                                            duration=cfg.eps_decay_steps, begin=cfg.learning_starts)),
             }
+            if diagnostics is not None:
+                record.update({name: float(value) for name, value in diagnostics(loop).items()})
             if env_steps % cfg.eval_every == 0 or env_steps >= cfg.total_steps:
                 returns = trainer.evaluate(state, env_steps // cfg.log_every)
                 last_eval = np.array([returns.mean(), returns.std()])

@@ -31,11 +31,20 @@ class ExpertParams(NamedTuple):
 
 
 def init_experts(key: Array, *, num_experts: int, in_dim: int, hidden: int, out_dim: int) -> ExpertParams:
-    """LeCun-normal (truncated, std 1/√fan_in) weights and zero biases for ``num_experts`` MLPs."""
+    """LeCun-normal (truncated, std 1/√fan_in) weights and zero biases for ``num_experts`` MLPs.
+
+    Each expert is initialised as its own layer: fan_in is D (or H), not E·D.
+    """
     k1, k2 = jax.random.split(key)
-    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1)
+    init = expert_initializer()
     return ExpertParams(w1=init(k1, (num_experts, in_dim, hidden)), b1=jnp.zeros((num_experts, hidden)),
                         w2=init(k2, (num_experts, hidden, out_dim)), b2=jnp.zeros((num_experts, out_dim)))
+
+
+def expert_initializer():
+    """LeCun truncated normal over ``[E, fan_in, fan_out]`` weights with E a batch axis (per-expert fans)."""
+    return jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1,
+                                                batch_axis=0)
 
 
 def apply_experts(experts: ExpertParams, inputs: Array) -> tuple[Array, Array]:

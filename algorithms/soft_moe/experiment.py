@@ -1,0 +1,160 @@
+"""The paper's central claim at MinAtar scale: return as the number of experts grows (1, 2, 4,
+8), Soft MoE against the dense penultimate layer widened by the same factor.
+
+    python -m algorithms.soft_moe.experiment run [--games ...] [--seeds 0 1 2] [--jobs 1]
+    python -m algorithms.soft_moe.experiment report
+
+``run`` trains the ``cpu`` preset of :mod:`algorithms.soft_moe.train` (MinAtar DQN, 30k
+environment steps) with ``--moe softmoe`` and ``--moe none`` at each expert count on every
+game and seed, through :func:`core.grid.run_grid` (resumable). ``report`` writes
+``results/scaling_minatar.{md,json,png}``: per game the final greedy return, and across
+games the IQM of normalised scores with 95% stratified-bootstrap CIs (Agarwal et al. 2021).
+
+Normalised score = (return − random policy) / (reference − random policy) per game, with the
+random-policy returns of ``algorithms/dqn/results/minatar_random.md`` and, as the fixed
+reference, the DrQ(ε) ``cpu`` preset's mean final return at 50k steps
+(``algorithms/dqn/results/minatar.md``): 0 = random, 1 = that DrQ(ε) agent.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core import aggregate, cli, grid, metrics, stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.relpath(os.path.join(HERE, "results"))
+GAMES = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar")
+SEEDS = (0, 1, 2)
+EXPERTS = (1, 2, 4, 8)
+RANDOM = {"Asterix-MinAtar": 0.64, "Breakout-MinAtar": 0.36, "Freeway-MinAtar": 0.47, "Seaquest-MinAtar": 0.06,
+          "SpaceInvaders-MinAtar": 4.04}
+"""Random-policy returns, 100 episodes (algorithms/dqn/results/minatar_random.md)."""
+REFERENCE = {"Asterix-MinAtar": 0.99, "Breakout-MinAtar": 6.27, "Freeway-MinAtar": 23.48,
+             "Seaquest-MinAtar": 0.76, "SpaceInvaders-MinAtar": 21.18}
+"""DrQ(ε) cpu preset, mean final return over 3 seeds at 50k steps (algorithms/dqn/results/minatar.json)."""
+VARIANTS = {"Soft MoE": "softmoe", "dense (widened)": "none"}
+
+
+def conditions() -> dict:
+    return {f"{moe}_{e}": ("--moe", moe, "--num-experts", str(e)) for moe in VARIANTS.values() for e in EXPERTS}
+
+
+def run(args) -> int:
+    return grid.run_grid("algorithms.soft_moe.train", "cpu", conditions(), args.games, args.seeds, args.out_root,
+                         jobs=args.jobs, timeout_s=args.timeout_s, dry_run=args.dry_run)
+
+
+def normalized(env: str, scores) -> np.ndarray:
+    return (np.asarray(scores, np.float64) - RANDOM[env]) / (REFERENCE[env] - RANDOM[env])
+
+
+def _final(run_dir: str, field: str) -> Optional[float]:
+    values = [r[field] for r in metrics.read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if r.get(field) is not None]
+    return values[-1] if values else None
+
+
+def report(args) -> int:
+    names = [name for name in conditions() if os.path.isdir(grid.condition_root(args.out_root, name))]
+    command = "python -m algorithms.soft_moe.experiment " + shlex.join(sys.argv[1:])
+    try:
+        result = aggregate.aggregate([grid.condition_root(args.out_root, n) for n in names], names,
+                                     normalize="none", reps=args.reps)
+    except aggregate.AggregateError as error:
+        cli.fail(str(error))
+    envs = result["envs"]
+    rows, summary = [], {}
+    for name in names:
+        per_game = result["per_label"][name]["per_game"]
+        runs = min(g["n"] for g in per_game.values())
+        matrix = np.stack([normalized(env, per_game[env]["scores"][:runs]) for env in envs], axis=1)  # [R, M]
+        iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
+        mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
+        dormant = [_final(d, "dormant_fraction") for g in per_game.values() for d in g["run_dirs"]]
+        moe, experts = name.rsplit("_", 1)
+        summary[name] = {"moe": moe, "experts": int(experts), "runs_per_game": runs,
+                         "iqm": [float(iqm.point), float(iqm.lower), float(iqm.upper)],
+                         "mean": [float(mean.point), float(mean.lower), float(mean.upper)],
+                         "dormant_fraction": float(np.mean(dormant))}
+        label = next(k for k, v in VARIANTS.items() if v == moe)
+        rows.append(f"| {label} | {experts} | {iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] "
+                    f"| {mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {100 * np.mean(dormant):.1f}% "
+                    f"| {runs} |")
+    lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
+             f"Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k steps; {len(envs)} games; "
+             f"95% stratified-bootstrap CIs ({args.reps:,} replicates). Dormant: share of penultimate units "
+             "(expert hidden units for Soft MoE) with score ≤ 0.1 at the end of training.", "",
+             "| penultimate layer | experts / width × | IQM | mean | dormant | runs per game |",
+             "|---|---:|---:|---:|---:|---:|", *rows, "",
+             "Per game: final greedy evaluation return, mean ± std over seeds (n).", "",
+             "| game | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for env in envs:
+        cells = [f"{result['per_label'][n]['per_game'][env]['mean']:.2f} ± {result['per_label'][n]['per_game'][env]['std']:.2f}"
+                 f" ({result['per_label'][n]['per_game'][env]['n']})" for n in names]
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    prefix = os.path.join(args.results, "scaling_minatar")
+    os.makedirs(args.results, exist_ok=True)
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cli.write_json(prefix + ".json", {"command": command, "summary": summary, "aggregate": result,
+                                      "random": RANDOM, "reference": REFERENCE})
+    _plot(summary, prefix + ".png")
+    aggregate.plot_curves(result, prefix + "_curves.png", title="Greedy evaluation return: mean over seeds ± std")
+    print("\n".join(lines))
+    print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png, {prefix}_curves.png")
+    return 0
+
+
+def _plot(summary: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=130, layout="constrained")
+    for label, moe in VARIANTS.items():
+        points = sorted((s["experts"], s["iqm"]) for s in summary.values() if s["moe"] == moe)
+        if not points:
+            continue
+        x = np.array([p[0] for p in points])
+        point, lower, upper = (np.array([p[1][i] for p in points]) for i in range(3))
+        ax.plot(x, point, marker="o", label=label)
+        ax.fill_between(x, lower, upper, alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(EXPERTS), [str(e) for e in EXPERTS])
+    ax.set_xlabel("experts (dense: width multiplier)")
+    ax.set_ylabel("IQM normalised score")
+    ax.set_title("DQN on MinAtar, 30k steps: IQM with 95% CIs", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m algorithms.soft_moe.experiment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train every variant × experts × game × seed (resumable)")
+    r.add_argument("--games", nargs="+", default=list(GAMES))
+    r.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--timeout-s", type=float, default=None)
+    r.add_argument("--dry-run", action="store_true")
+    r.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
+    p = sub.add_parser("report", help="tables and figures from the finished runs")
+    p.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
+    p.add_argument("--results", default=RESULTS)
+    p.add_argument("--reps", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    return run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
