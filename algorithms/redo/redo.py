@@ -193,6 +193,10 @@ def recycle(
 
 
 def scheduled(step: Array, *, period: int, start: int = 0, end: Optional[int] = None) -> Array:
-    """``[]`` bool: whether gradient step ``step`` recycles (every ``period`` steps in [start, end))."""
-    on = (step >= start) & ((step - start) % period == 0)
+    """``[]`` bool: whether gradient step ``step`` recycles: a positive multiple of ``period`` in [start, end).
+
+    As the authors' code: steps are counted from the first update, so with period 1000
+    recycling happens after updates 1000, 2000, ... whatever ``start`` is.
+    """
+    on = (step > 0) & (step % period == 0) & (step >= start)
     return on if end is None else on & (step < end)

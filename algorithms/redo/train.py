@@ -192,7 +192,7 @@ def make_agent(cfg: Config, spec: EnvSpec, mesh=None) -> dqn_agent.Agent:
         state = base.learn(state)
         if cfg.recycle == "none":
             return state
-        due = redo.scheduled(state.train.step, period=cfg.recycle_period, start=max(cfg.recycle_start, 1),
+        due = redo.scheduled(state.train.step, period=cfg.recycle_period, start=cfg.recycle_start,
                              end=cfg.recycle_end or None)
         return jax.lax.cond(due, recycle_now, lambda s: s, state)
 

@@ -103,7 +103,7 @@ PRESETS = {
     "cpu": (
         "DQN on MinAtar (the DQN cpu preset at 30k steps, replay ratio 1/4) with a Soft MoE of 128-unit experts "
         "over the 64 PerConv tokens of the 8×8×16 encoder output.",
-        Config(**_without_hidden(DQN_PRESETS["cpu"][1], total_steps=30_000, checkpoint_every=15_000,
+        Config(**_without_hidden(DQN_PRESETS["cpu"][1], total_steps=30_000, eval_every=15_000, checkpoint_every=15_000,
                                  out_dir="runs/soft_moe_minatar"), expert_hidden=128),
     ),
     "cpu_der": (

@@ -145,4 +145,5 @@ def test_recycle_jits_and_schedule():
     chex.assert_trees_all_equal_shapes_and_dtypes(new, params)
     steps = jnp.arange(0, 3000, 250)
     on = jax.vmap(lambda t: redo.scheduled(t, period=1000, start=500, end=2600))(steps)
-    np.testing.assert_array_equal(np.asarray(steps)[np.asarray(on)], [500, 1500, 2500])
+    np.testing.assert_array_equal(np.asarray(steps)[np.asarray(on)], [1000, 2000])
+    assert not redo.scheduled(jnp.asarray(0), period=1000)
