@@ -4,7 +4,7 @@
     python -m algorithms.soft_moe.experiment run [--games ...] [--seeds 0 1 2] [--jobs 1]
     python -m algorithms.soft_moe.experiment report
 
-``run`` trains the ``cpu`` preset of :mod:`algorithms.soft_moe.train` (MinAtar DQN, 30k
+``run`` trains the ``cpu`` preset of :mod:`algorithms.soft_moe.train` (MinAtar DQN, 25k
 environment steps) with ``--moe softmoe`` and ``--moe none`` at each expert count on every
 game and seed, through :func:`core.grid.run_grid` (resumable). ``report`` writes
 ``results/scaling_minatar.{md,json,png}``: per game the final greedy return, and across
@@ -104,7 +104,8 @@ def report(args) -> int:
     cli.write_json(prefix + ".json", {"command": command, "summary": summary, "aggregate": result,
                                       "random": RANDOM, "reference": REFERENCE})
     _plot(summary, prefix + ".png")
-    aggregate.plot_curves(result, prefix + "_curves.png", title="Greedy evaluation return: mean over seeds ± std")
+    aggregate.plot_curves(result, prefix + "_curves.png", y="train_return",
+                          title="Training return (last 5k steps): mean over seeds ± std")
     print("\n".join(lines))
     print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png, {prefix}_curves.png")
     return 0
@@ -129,7 +130,7 @@ def _plot(summary: dict, path: str) -> None:
     ax.set_xticks(list(EXPERTS), [str(e) for e in EXPERTS])
     ax.set_xlabel("experts (dense: width multiplier)")
     ax.set_ylabel("IQM normalised score")
-    ax.set_title("DQN on MinAtar, 30k steps: IQM with 95% CIs", fontsize=10)
+    ax.set_title("DQN on MinAtar, 25k steps: IQM with 95% CIs", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     fig.savefig(path, bbox_inches="tight")

@@ -101,9 +101,9 @@ PRESETS = {
                num_experts=2, expert_hidden=32),
     ),
     "cpu": (
-        "DQN on MinAtar (the DQN cpu preset at 30k steps, replay ratio 1/4) with a Soft MoE of 128-unit experts "
-        "over the 64 PerConv tokens of the 8×8×16 encoder output.",
-        Config(**_without_hidden(DQN_PRESETS["cpu"][1], total_steps=30_000, eval_every=15_000, checkpoint_every=15_000,
+        "DQN on MinAtar (the DQN cpu preset at 25k steps, replay ratio 1/4) with a Soft MoE of 128-unit experts "
+        "over the 64 PerConv tokens of the 8×8×16 encoder output; one greedy evaluation, at the end.",
+        Config(**_without_hidden(DQN_PRESETS["cpu"][1], total_steps=25_000, eval_every=25_000, checkpoint_every=25_000,
                                  out_dir="runs/soft_moe_minatar"), expert_hidden=128),
     ),
     "cpu_der": (
