@@ -17,7 +17,6 @@ both ratios (``--target-update-every`` counts gradient steps), as in the authors
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import aggregate, cli, grid, metrics
+from core import aggregate, cli, grid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.relpath(os.path.join(HERE, "results"))
@@ -54,11 +53,6 @@ def run(args) -> int:
                          jobs=args.jobs, timeout_s=args.timeout_s, dry_run=args.dry_run)
 
 
-def _final(run_dir: str, field: str) -> Optional[float]:
-    values = [r[field] for r in metrics.read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if r.get(field) is not None]
-    return values[-1] if values else None
-
-
 def report(args) -> int:
     labels = [label for label in CONDITIONS if os.path.isdir(grid.condition_root(args.out_root, dir_name(label)))]
     roots = [grid.condition_root(args.out_root, dir_name(label)) for label in labels]
@@ -78,9 +72,9 @@ def report(args) -> int:
     for env in result["envs"]:
         for label in labels:
             game = result["per_label"][label]["per_game"][env]
-            dormant = [_final(d, "dormant_fraction") for d in game["run_dirs"]]
-            dead = [_final(d, "dead_fraction") for d in game["run_dirs"]]
-            steps = [_final(d, "grad_steps") for d in game["run_dirs"]]
+            dormant = [aggregate.final_metric(d, "dormant_fraction") for d in game["run_dirs"]]
+            dead = [aggregate.final_metric(d, "dead_fraction") for d in game["run_dirs"]]
+            steps = [aggregate.final_metric(d, "grad_steps") for d in game["run_dirs"]]
             table[f"{env}/{label}"] = {"return": game["scores"], "dormant": dormant, "dead": dead, "grad_steps": steps}
             lines.append(f"| {env} | {label} | {np.mean(game['scores']):.2f} ± {np.std(game['scores']):.2f} "
                          f"(n={game['n']}) | {100 * np.mean(dormant):.1f}% ± {100 * np.std(dormant):.1f} "
@@ -99,22 +93,8 @@ def report(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m algorithms.redo.experiment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train every condition × game × seed (resumable)")
-    r.add_argument("--games", nargs="+", default=list(GAMES))
-    r.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    r.add_argument("--jobs", type=int, default=1)
-    r.add_argument("--timeout-s", type=float, default=None)
-    r.add_argument("--dry-run", action="store_true")
-    r.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
-    p = sub.add_parser("report", help="tables and figures from the finished runs")
-    p.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
-    p.add_argument("--results", default=RESULTS)
-    p.add_argument("--reps", type=int, default=10_000)
-    args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else report(args)
+    return grid.main(argv, prog="python -m algorithms.redo.experiment", description=__doc__, run=run, report=report, games=GAMES,
+                     seeds=SEEDS, results=RESULTS)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ reference, the DrQ(ε) ``cpu`` preset's mean final return at 50k steps
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import aggregate, cli, grid, metrics, stats
+from core import aggregate, cli, grid, stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.relpath(os.path.join(HERE, "results"))
@@ -54,11 +53,6 @@ def normalized(env: str, scores) -> np.ndarray:
     return (np.asarray(scores, np.float64) - RANDOM[env]) / (REFERENCE[env] - RANDOM[env])
 
 
-def _final(run_dir: str, field: str) -> Optional[float]:
-    values = [r[field] for r in metrics.read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if r.get(field) is not None]
-    return values[-1] if values else None
-
-
 def report(args) -> int:
     names = [name for name in conditions() if os.path.isdir(grid.condition_root(args.out_root, name))]
     command = "python -m algorithms.soft_moe.experiment " + shlex.join(sys.argv[1:])
@@ -75,7 +69,7 @@ def report(args) -> int:
         matrix = np.stack([normalized(env, per_game[env]["scores"][:runs]) for env in envs], axis=1)  # [R, M]
         iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
         mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
-        dormant = [_final(d, "dormant_fraction") for g in per_game.values() for d in g["run_dirs"]]
+        dormant = [aggregate.final_metric(d, "dormant_fraction") for g in per_game.values() for d in g["run_dirs"]]
         moe, experts = name.rsplit("_", 1)
         summary[name] = {"moe": moe, "experts": int(experts), "runs_per_game": runs,
                          "iqm": [float(iqm.point), float(iqm.lower), float(iqm.upper)],
@@ -138,23 +132,8 @@ def _plot(summary: dict, path: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m algorithms.soft_moe.experiment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train every variant × experts × game × seed (resumable)")
-    r.add_argument("--games", nargs="+", default=list(GAMES))
-    r.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    r.add_argument("--jobs", type=int, default=1)
-    r.add_argument("--timeout-s", type=float, default=None)
-    r.add_argument("--dry-run", action="store_true")
-    r.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
-    p = sub.add_parser("report", help="tables and figures from the finished runs")
-    p.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
-    p.add_argument("--results", default=RESULTS)
-    p.add_argument("--reps", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else report(args)
+    return grid.main(argv, prog="python -m algorithms.soft_moe.experiment", description=__doc__, run=run, report=report, games=GAMES,
+                     seeds=SEEDS, results=RESULTS)
 
 
 if __name__ == "__main__":

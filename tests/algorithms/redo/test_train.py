@@ -1,6 +1,5 @@
 """ReDo agent and script: layer graph, recycling inside learning, baselines, CLI contract, learning (slow)."""
 import dataclasses
-import json
 import os
 
 import jax
