@@ -97,3 +97,34 @@ def test_non_noisy_network_ignores_the_key():
     obs = jnp.ones((2, 3))
     params = net.init(jax.random.PRNGKey(0), obs)
     np.testing.assert_array_equal(net.apply(params, obs), net.apply(params, obs, key=jax.random.PRNGKey(5)))
+
+
+def test_shifted_matmul_conv_equals_haiku_conv2d_with_the_same_parameters():
+    import haiku as hk
+
+    from core.networks import ShiftedMatmulConv2D
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 10, 10, 6))
+    reference = hk.without_apply_rng(hk.transform(lambda x: hk.Conv2D(16, 3, padding="VALID", name="conv")(x)))
+    shifted = hk.without_apply_rng(hk.transform(lambda x: ShiftedMatmulConv2D(16, 3, padding="VALID", name="conv")(x)))
+    params = reference.init(jax.random.PRNGKey(1), x)
+    params = {"conv": {"w": params["conv"]["w"], "b": jnp.arange(16.0)}}
+    assert jax.tree.map(jnp.shape, shifted.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(shifted.apply(params, x), reference.apply(params, x), atol=1e-5)
+    with pytest.raises(ValueError, match="stride 1 and VALID"):
+        hk.transform(lambda x: ShiftedMatmulConv2D(16, 3, stride=2)(x)).init(jax.random.PRNGKey(1), x)
+
+
+def test_layer_outputs_are_the_pre_activations_in_call_order():
+    from core.networks import layer_call_order
+
+    net = make_q_network(NetworkConfig(torso="mlp", hidden_sizes=(5, 7)), num_actions=3)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
+    params = net.init(jax.random.PRNGKey(1), obs)
+    names = layer_call_order(net, params, obs)
+    assert [params[n]["w"].shape[1] for n in names] == [5, 7, 3]
+    out, outputs = net.layer_outputs(params, obs)
+    np.testing.assert_allclose(out, net.apply(params, obs))
+    np.testing.assert_allclose(outputs[names[-1]], out)  # the Q layer has no nonlinearity
+    first = params[names[0]]
+    np.testing.assert_allclose(outputs[names[0]], obs @ first["w"] + first["b"], rtol=1e-5)
