@@ -3,12 +3,13 @@
     python -m benchmarks.bench_soft_moe [--quick] [--out benchmarks/results]
 
 Obando-Ceron et al. 2024 (arXiv 2402.08609) replace the penultimate dense layer of a value
-network (Nature CNN features [7, 7, 64] flattened to 3136 → 512 units) with a Soft MoE over
-PerConv tokens ([49, 64]). For E in (1, 2, 4, 8) experts this measures, in one run and on
-the same inputs (batch 32):
+network (SAME-padded Nature CNN features [11, 11, 64] flattened to 7744 → 512 units) with a
+Soft MoE over PerConv tokens ([121, 64]). For E in (1, 2, 4, 8) experts this measures, in
+one run and on the same inputs (batch 32):
 
-* ``soft_moe``: tokens → Soft MoE (slots per expert ⌈49/E⌉, expert MLP 64 → 512 → 512)
-  → mean over tokens, the layer of ``algorithms/soft_moe/moe.py``;
+* ``soft_moe``: tokens → Soft MoE (slots per expert ⌈121/E⌉, expert MLP 64 → 512 → 64, the
+  token size kept) → flattened, the layer of ``algorithms/soft_moe/networks.py`` over
+  ``algorithms/soft_moe/moe.py``;
 * ``dense_wide``: the paper's baseline, the flattened features → dense 512·E, ReLU;
 
 timing the jitted forward pass and the jitted value-and-grad of the summed output
@@ -31,19 +32,20 @@ from benchmarks.throughput import timed
 from core import cli
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-BATCH, TOKENS, CHANNELS, UNITS = 32, 49, 64, 512
+BATCH, SIDE, CHANNELS, UNITS = 32, 11, 64, 512
+TOKENS = SIDE * SIDE
 
 
 def soft_moe_layer(num_experts: int, key):
     slots = moe.num_slots(TOKENS, num_experts)
     k1, k2 = jax.random.split(key)
     params = {"phi": jax.random.normal(k1, (CHANNELS, num_experts, slots)) / CHANNELS ** 0.5,
-              "experts": moe.init_experts(k2, num_experts=num_experts, in_dim=CHANNELS, hidden=UNITS, out_dim=UNITS)}
+              "experts": moe.init_experts(k2, num_experts=num_experts, in_dim=CHANNELS, hidden=UNITS, out_dim=CHANNELS)}
 
-    def apply(p, features):  # features [B, 7, 7, 64]
+    def apply(p, features):  # features [B, 11, 11, 64]
         tokens = jax.vmap(moe.per_conv_tokens)(features)
-        out = jax.vmap(lambda x: moe.soft_moe(x, p["phi"], p["experts"], normalize=True).output)(tokens)
-        return out.mean(axis=1)  # [B, 512]
+        out = jax.vmap(lambda x: moe.soft_moe(x, p["phi"], p["experts"]).output)(tokens)
+        return out.reshape(out.shape[0], -1)  # [B, 121·64], into the Q layer
 
     return params, apply, {"experts": num_experts, "slots_per_expert": slots}
 
@@ -95,7 +97,7 @@ def main() -> None:
     path = os.path.join(args.out, f"soft_moe_{stamp}_{device}.jsonl")
     meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp,
             "shapes": {"batch": BATCH, "tokens": TOKENS, "channels": CHANNELS, "units": UNITS}}
-    features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, 7, 7, CHANNELS))
+    features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, SIDE, SIDE, CHANNELS))
     rows = []
     for experts in (1, 2, 4, 8):
         for name, build in (("soft_moe", soft_moe_layer), ("dense_wide", dense_wide_layer)):

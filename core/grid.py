@@ -82,3 +82,20 @@ def main(argv: Optional[Sequence[str]], *, prog: str, description: str, run: Cal
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else report(args)
+
+
+def finished_conditions(out_root: str, labels: Sequence[str], envs: Sequence[str]) -> List[str]:
+    """The labels whose run root holds at least one finished run (``summary.json``) of every env."""
+    kept = []
+    for label in labels:
+        root = condition_root(out_root, label)
+        if all(any(os.path.isfile(os.path.join(d, "summary.json")) for d in _seed_dirs(root, env)) for env in envs):
+            kept.append(label)
+    return kept
+
+
+def _seed_dirs(root: str, env_id: str) -> List[str]:
+    env_dir = os.path.join(root, sweep.safe_dir_name(env_id))
+    if not os.path.isdir(env_dir):
+        return []
+    return [os.path.join(env_dir, d) for d in sorted(os.listdir(env_dir)) if d.startswith("seed")]

@@ -54,7 +54,8 @@ def run(args) -> int:
 
 
 def report(args) -> int:
-    labels = [label for label in CONDITIONS if os.path.isdir(grid.condition_root(args.out_root, dir_name(label)))]
+    finished = set(grid.finished_conditions(args.out_root, [dir_name(label) for label in CONDITIONS], GAMES))
+    labels = [label for label in CONDITIONS if dir_name(label) in finished]
     roots = [grid.condition_root(args.out_root, dir_name(label)) for label in labels]
     command = "python -m algorithms.redo.experiment " + shlex.join(sys.argv[1:])
     try:

@@ -54,7 +54,7 @@ def normalized(env: str, scores) -> np.ndarray:
 
 
 def report(args) -> int:
-    names = [name for name in conditions() if os.path.isdir(grid.condition_root(args.out_root, name))]
+    names = grid.finished_conditions(args.out_root, list(conditions()), GAMES)
     command = "python -m algorithms.soft_moe.experiment " + shlex.join(sys.argv[1:])
     try:
         result = aggregate.aggregate([grid.condition_root(args.out_root, n) for n in names], names,
