@@ -23,3 +23,13 @@ def test_finished_runs_are_skipped_and_dry_run_launches_nothing(tmp_path):
     assert lines[0].startswith("2 runs, 1 finished, 1 to launch")
     assert len(lines) == 2 and "--env-id E2" in lines[1]
     assert not (tmp_path / "a" / "E2").exists()
+
+
+def test_finished_conditions_need_a_finished_run_of_every_game(tmp_path):
+    for label, envs in (("both", ["E1", "E2"]), ("one", ["E1"])):
+        for env in envs:
+            run = tmp_path / label / env / "seed0"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text("{}")
+    (tmp_path / "started" / "E1" / "seed0").mkdir(parents=True)
+    assert grid.finished_conditions(str(tmp_path), ["both", "one", "started", "absent"], ["E1", "E2"]) == ["both"]
