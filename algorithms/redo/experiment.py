@@ -31,13 +31,14 @@ RESULTS = os.path.relpath(os.path.join(HERE, "results"))
 GAMES = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
 SEEDS = (0, 1, 2)
 WEIGHT_DECAY = 1e-4  # our choice of λ for the weight-decay baseline (L2 gradient ahead of Adam)
+RESET_PERIOD = 20_000  # gradient steps between resets of the last layers (Nikishin et al. 2022 reset SPR every 2·10⁴ updates)
 RR4 = ("--gradient-steps", "4", "--target-update-every", "4000")
 CONDITIONS = {
     "DQN, RR 1": ("--recycle", "none"),
     "ReDo, RR 1": ("--recycle", "redo"),
     "DQN, RR 4": ("--recycle", "none", *RR4),
     "ReDo, RR 4": ("--recycle", "redo", *RR4),
-    "Reset, RR 4": ("--recycle", "reset", *RR4),
+    "Reset, RR 4": ("--recycle", "reset", "--recycle-period", str(RESET_PERIOD), *RR4),
     "WD, RR 4": ("--recycle", "none", "--weight-decay", str(WEIGHT_DECAY), *RR4),
 }
 """label -> CLI overrides of the ``cpu`` preset."""
