@@ -56,12 +56,12 @@ def run_grid(module: str, preset: str, conditions: Mapping[str, Sequence[str]], 
 
 
 def main(argv: Optional[Sequence[str]], *, prog: str, description: str, run: Callable, report: Callable,
-         games: Sequence[str], seeds: Sequence[int], results: str) -> int:
+         games: Sequence[str], seeds: Sequence[int], results: str, runs: str = "runs") -> int:
     """The ``run`` / ``report`` command line of a paper's experiment module.
 
     ``run(args)`` gets ``games``, ``seeds``, ``jobs``, ``timeout_s``, ``dry_run`` and
     ``out_root``; ``report(args)`` gets ``out_root``, ``results``, ``reps`` and ``seed``.
-    Runs go to ``<results>/runs`` unless ``--out-root`` says otherwise.
+    Runs go to ``<results>/<runs>`` unless ``--out-root`` says otherwise.
     """
     import argparse
 
@@ -74,9 +74,9 @@ def main(argv: Optional[Sequence[str]], *, prog: str, description: str, run: Cal
     r.add_argument("--jobs", type=int, default=1, help="runs at once")
     r.add_argument("--timeout-s", type=float, default=None, help="terminate a run after S seconds")
     r.add_argument("--dry-run", action="store_true", help="print the commands, launch nothing")
-    r.add_argument("--out-root", default=os.path.join(results, "runs"))
+    r.add_argument("--out-root", default=os.path.join(results, runs))
     p = sub.add_parser("report", help="tables and figures from the finished runs")
-    p.add_argument("--out-root", default=os.path.join(results, "runs"))
+    p.add_argument("--out-root", default=os.path.join(results, runs))
     p.add_argument("--results", default=results, help="where the tables and figures go")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")

@@ -96,7 +96,7 @@ def report(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     return grid.main(argv, prog="python -m algorithms.redo.experiment", description=__doc__, run=run, report=report, games=GAMES,
-                     seeds=SEEDS, results=RESULTS)
+                     seeds=SEEDS, results=RESULTS, runs="minatar_runs")
 
 
 if __name__ == "__main__":

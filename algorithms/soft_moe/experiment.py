@@ -133,7 +133,7 @@ def _plot(summary: dict, path: str) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     return grid.main(argv, prog="python -m algorithms.soft_moe.experiment", description=__doc__, run=run, report=report, games=GAMES,
-                     seeds=SEEDS, results=RESULTS)
+                     seeds=SEEDS, results=RESULTS, runs="minatar_runs")
 
 
 if __name__ == "__main__":
