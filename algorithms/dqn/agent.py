@@ -320,10 +320,17 @@ def make_optimizer(cfg: Config) -> optax.GradientTransformation:
     return chain[0] if len(chain) == 1 else optax.chain(*chain)
 
 
-def make_learner_update(cfg: Config, apply: Callable, optimizer, mesh) -> Callable:
+AUX_LOSS_STREAM = 0xA5  # fold_in constant naming the PRNG stream of an auxiliary loss
+
+
+def make_learner_update(cfg: Config, apply: Callable, optimizer, mesh, *,
+                        aux_loss: Optional[Callable] = None) -> Callable:
     """``(train_state, batch, weight [B], key) -> (train_state, loss, priority [B])``, data-parallel.
 
     The loss is Σ_i w_i ℓ_i / B with the importance weights w (all ones for uniform replay).
+    ``aux_loss(params, target_params, batch, key, value_loss) -> []`` replaces it with a
+    paper's combined loss (e.g. a representation loss mixed with the value loss; MICo and
+    KSMe); its key is a stream of its own, so the value loss keeps its random draws.
     """
     atoms = support(cfg.num_atoms, cfg.v_max)
 
@@ -332,7 +339,10 @@ def make_learner_update(cfg: Config, apply: Callable, optimizer, mesh) -> Callab
             out = value_loss(p, target_params, batch, key, apply=apply, atoms=atoms, double_q=cfg.double_q,
                              huber=cfg.huber, augment_pad=cfg.augment_pad,
                              channels_first=cfg.network.channels_first)
-            return jnp.mean(weight * out.loss), out.priority
+            loss = jnp.mean(weight * out.loss)
+            if aux_loss is not None:
+                loss = aux_loss(p, target_params, batch, jax.random.fold_in(key, AUX_LOSS_STREAM), loss)
+            return loss, out.priority
 
         (loss, priority), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         grads, loss = parallel.pmean((grads, loss))
@@ -374,16 +384,19 @@ def frame_stack_of(cfg: Config, spec: EnvSpec) -> int:
     return spec.observation_shape[0] if image else 1
 
 
-def make_agent(cfg: Config, spec: EnvSpec, mesh=None, *, network: Optional[QNetwork] = None) -> Agent:
+def make_agent(cfg: Config, spec: EnvSpec, mesh=None, *, network: Optional[QNetwork] = None,
+               aux_loss: Optional[Callable] = None) -> Agent:
     """Builds the agent's pure functions for ``spec`` (jit them at the call site).
 
     ``network`` replaces the value network that ``cfg.network`` describes (a paper's own
     architecture, e.g. a mixture-of-experts head); it keeps :class:`QNetwork`'s contract.
+    ``aux_loss`` combines the value loss with a paper's own term (see
+    :func:`make_learner_update`).
     """
     network = network if network is not None else make_q_network(cfg.network, spec.num_actions)
     optimizer = make_optimizer(cfg)
     mesh = mesh if mesh is not None else parallel.local_mesh(cfg.num_devices or None)
-    learner_update = make_learner_update(cfg, network.apply, optimizer, mesh)
+    learner_update = make_learner_update(cfg, network.apply, optimizer, mesh, aux_loss=aux_loss)
     atoms = support(cfg.num_atoms, cfg.v_max)
     buffer_lib = prioritized if cfg.prioritized else replay
 

@@ -25,18 +25,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core import aggregate, cli, grid, stats
+from environments import minatar_scores
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.relpath(os.path.join(HERE, "results"))
-GAMES = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar")
+GAMES = minatar_scores.GAMES
 SEEDS = (0, 1, 2)
 EXPERTS = (1, 2, 4, 8)
-RANDOM = {"Asterix-MinAtar": 0.64, "Breakout-MinAtar": 0.36, "Freeway-MinAtar": 0.47, "Seaquest-MinAtar": 0.06,
-          "SpaceInvaders-MinAtar": 4.04}
-"""Random-policy returns, 100 episodes (algorithms/dqn/results/minatar_random.md)."""
-REFERENCE = {"Asterix-MinAtar": 0.99, "Breakout-MinAtar": 6.27, "Freeway-MinAtar": 23.48,
-             "Seaquest-MinAtar": 0.76, "SpaceInvaders-MinAtar": 21.18}
-"""DrQ(ε) cpu preset, mean final return over 3 seeds at 50k steps (algorithms/dqn/results/minatar.json)."""
+RANDOM, REFERENCE = minatar_scores.RANDOM, minatar_scores.REFERENCE
 VARIANTS = {"Soft MoE": "softmoe", "dense (widened)": "none"}
 
 
@@ -49,8 +45,7 @@ def run(args) -> int:
                          jobs=args.jobs, timeout_s=args.timeout_s, dry_run=args.dry_run)
 
 
-def normalized(env: str, scores) -> np.ndarray:
-    return (np.asarray(scores, np.float64) - RANDOM[env]) / (REFERENCE[env] - RANDOM[env])
+normalized = minatar_scores.normalized_score
 
 
 def report(args) -> int:

@@ -1,0 +1,24 @@
+"""Reference returns of the five MinAtar games, for normalised scores across games.
+
+Normalised score = (return − random policy) / (reference − random policy): 0 is the random
+policy, 1 the reference agent. Both tables were measured in this repository on the gymnax
+ports (``environments.make_jax``), so they fit the ``cpu`` presets of every paper directory.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+GAMES = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar")
+RANDOM = {"Asterix-MinAtar": 0.64, "Breakout-MinAtar": 0.36, "Freeway-MinAtar": 0.47, "Seaquest-MinAtar": 0.06,
+          "SpaceInvaders-MinAtar": 4.04}
+"""Random-policy returns, 100 episodes (algorithms/dqn/results/minatar_random.md)."""
+REFERENCE = {"Asterix-MinAtar": 0.99, "Breakout-MinAtar": 6.27, "Freeway-MinAtar": 23.48,
+             "Seaquest-MinAtar": 0.76, "SpaceInvaders-MinAtar": 21.18}
+"""DrQ(ε) cpu preset, mean final return over 3 seeds at 50k steps (algorithms/dqn/results/minatar.json)."""
+
+
+def normalized_score(env_id: str, returns) -> np.ndarray:
+    """(return − random) / (reference − random) for one MinAtar game; KeyError names unknown games."""
+    if env_id not in RANDOM:
+        raise KeyError(f"no MinAtar reference returns for {env_id!r}; known: {sorted(RANDOM)}")
+    return (np.asarray(returns, np.float64) - RANDOM[env_id]) / (REFERENCE[env_id] - RANDOM[env_id])
