@@ -367,3 +367,93 @@ def check_value_difference_bound(P: Array, r: Array, *, gamma: float, atol: floa
         ksme_holds=jnp.all(value_difference <= ksme_bound + atol),
         mico_holds=jnp.all(value_difference <= mico_bound + atol),
     )
+
+
+class FixedPoint(NamedTuple):
+    """A fixed point reached by iterating its operator from zero, and how the iteration ended."""
+
+    value: Array  # [S, S] the last iterate
+    num_iterations: Array  # [] int32 operator applications made
+    converged: Array  # [] bool: max |X_n − X_{n−1}| ≤ tol was reached within max_iterations
+
+
+def iterate_to_tolerance(P: Array, c: Array, *, gamma: float, tol: float, max_iterations: int) -> FixedPoint:
+    """Iterates X_{n+1} = c + γ P X_n Pᵀ from X_0 = 0 until max |X_{n+1} − X_n| ≤ ``tol``.
+
+    The MICo operator (c = |r_i − r_j|) and the KSMe operator (c = 1 − ½|r_i − r_j|) are
+    both of this form (Castro et al. 2023, arXiv 2310.19804, § on MICo/KSMe); each is a
+    γ-contraction in sup norm, so ``‖X_n − X*‖_∞ ≤ γ/(1 − γ)·tol`` at exit.
+
+    Args:
+      P: ``[S, S]`` row-stochastic transition matrix P^π.
+      c: ``[S, S]`` the operator's constant term.
+      gamma: discount γ in [0, 1).
+      tol: stop once the sup-norm change of one application is at most ``tol``.
+      max_iterations: most applications (static bound of the while loop).
+
+    Returns:
+      :class:`FixedPoint`.
+    """
+    chex.assert_rank([P, c], 2)
+
+    def cond(carry):
+        _, n, change = carry
+        return (n < max_iterations) & (change > tol)
+
+    def body(carry):
+        x, n, _ = carry
+        new = c + gamma * P @ x @ P.T
+        return new, n + 1, jnp.max(jnp.abs(new - x))
+
+    start = (jnp.zeros_like(c), jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, c.dtype))
+    value, n, change = jax.lax.while_loop(cond, body, start)
+    return FixedPoint(value=value, num_iterations=n, converged=change <= tol)
+
+
+def ksme_sampled_td(
+    key: Array, P: Array, r: Array, *, gamma: float, num_steps: int, step_size_power: float = 0.7,
+) -> Array:
+    """``[S, S]`` a sampled pairwise TD estimate of the KSMe kernel, from sampled transitions only.
+
+    Implements the sampling-based learning rule that makes KSMe usable without a model
+    (Castro et al. 2023, arXiv 2310.19804, § on learning the kernel from samples): for every
+    pair (x, y), each step draws X' ~ P(·|x) and Y' ~ P(·|y) independently and moves
+
+        k(x, y) ← k(x, y) + α_t [1 − ½|r(x) − r(y)| + γ k(X', Y') − k(x, y)],
+
+    with Robbins–Monro step sizes α_t = (t + 1)^(−``step_size_power``) (power in (½, 1]).
+    Its expected update is the KSMe operator, so k converges to the fixed point
+    :func:`ksme_kernel` almost surely. Returns the Polyak average of the iterates over the
+    second half of the run, which removes most of the sampling noise.
+
+    Args:
+      key: PRNG key of the sampled next states.
+      P: ``[S, S]`` row-stochastic transition matrix P^π (only sampled from).
+      r: ``[S]`` rewards r^π in [0, 1].
+      gamma: discount γ in [0, 1).
+      num_steps: synchronous sweeps over all S² pairs (static).
+      step_size_power: the exponent of α_t.
+
+    Returns:
+      ``[S, S]`` the averaged estimate.
+    """
+    num_states = _check_mdp(P, r)
+    reward_kernel = 1.0 - 0.5 * reward_differences(r).astype(P.dtype)
+    logits = jnp.log(jnp.maximum(P, 1e-30))
+    start_average = num_steps // 2
+
+    def body(t, carry):
+        k, average, step_key = carry
+        step_key, kx, ky = jax.random.split(step_key, 3)
+        # [S, S] next states: X' for the pair's first state (row), Y' for its second (column).
+        next_x = jax.random.categorical(kx, logits[:, None, :], axis=-1, shape=(num_states, num_states))
+        next_y = jax.random.categorical(ky, logits[None, :, :], axis=-1, shape=(num_states, num_states))
+        alpha = (t + 1.0) ** (-step_size_power)
+        k = k + alpha * (reward_kernel + gamma * k[next_x, next_y] - k)
+        weight = jnp.where(t >= start_average, 1.0 / (t - start_average + 1.0), 0.0)
+        average = average + weight * (k - average)
+        return k, average, step_key
+
+    zeros = jnp.zeros_like(reward_kernel)
+    _, average, _ = jax.lax.fori_loop(0, num_steps, body, (zeros, zeros, key))
+    return average

@@ -81,8 +81,8 @@ PRESETS = {
     ),
     "cpu": (
         "KSMe-DQN on MinAtar: the DQN cpu preset (50k steps, replay ratio 1/4), KSMe loss on the 1024 encoder "
-        "features, α = 0.01.",
-        Config(**_replace(DQN_PRESETS["cpu"][1], out_dir="runs/ksme_minatar")),
+        "features, α = 0.01; greedy evaluations at 25k and 50k steps.",
+        Config(**_replace(DQN_PRESETS["cpu"][1], eval_every=25_000, out_dir="runs/ksme_minatar")),
     ),
     "cpu_der": (
         "KSMe-Rainbow on MinAtar: the Rainbow cpu preset with the KSMe loss.",

@@ -232,3 +232,31 @@ class ShapesAndJit(chex.TestCase):
             kernels.mico_distance(jnp.ones((3, 4)) / 4, jnp.zeros(3), gamma=0.9)
         with self.assertRaises(AssertionError):
             kernels.ksme_kernel(jnp.eye(3), jnp.zeros((3, 1)), gamma=0.9)
+
+
+def test_iterate_to_tolerance_reaches_the_linear_solves():
+    P, r = random_mdps(7, 1, 6)
+    P, r = P[0], r[0]
+    with x64():
+        delta_r = kernels.reward_differences(jnp.asarray(r))
+        gamma, tol = 0.9, 1e-10
+        mico = kernels.iterate_to_tolerance(jnp.asarray(P), delta_r, gamma=gamma, tol=tol, max_iterations=5000)
+        ksme = kernels.iterate_to_tolerance(jnp.asarray(P), 1 - 0.5 * delta_r, gamma=gamma, tol=tol,
+                                            max_iterations=5000)
+        assert bool(mico.converged) and bool(ksme.converged)
+        # Contraction: the error at exit is at most γ/(1 − γ)·tol.
+        bound = gamma / (1 - gamma) * tol + 1e-12
+        assert float(jnp.max(jnp.abs(mico.value - kernels.mico_distance(P, r, gamma=gamma)))) <= bound
+        assert float(jnp.max(jnp.abs(ksme.value - kernels.ksme_kernel(P, r, gamma=gamma)))) <= bound
+        capped = kernels.iterate_to_tolerance(jnp.asarray(P), delta_r, gamma=gamma, tol=tol, max_iterations=3)
+        assert int(capped.num_iterations) == 3 and not bool(capped.converged)
+
+
+def test_sampled_pairwise_td_estimate_converges_to_the_closed_form():
+    P, r = random_mdps(3, 1, 5)
+    P, r = jnp.asarray(P[0], jnp.float32), jnp.asarray(r[0], jnp.float32)
+    k = kernels.ksme_kernel(P, r, gamma=0.9)
+    estimate = jax.jit(lambda key: kernels.ksme_sampled_td(key, P, r, gamma=0.9, num_steps=20_000))
+    error = float(jnp.max(jnp.abs(estimate(jax.random.PRNGKey(0)) - k)))
+    scale = float(jnp.max(jnp.abs(k)))  # ≈ 1/(1 − γ) = 10, the error of the zero initialisation
+    assert error < 0.02 * scale, (error, scale)
