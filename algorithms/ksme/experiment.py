@@ -3,7 +3,7 @@
     python -m algorithms.ksme.experiment run [--games ...] [--seeds 0 1 2] [--jobs 1]
     python -m algorithms.ksme.experiment report
 
-``run`` trains the ``cpu`` preset of :mod:`algorithms.ksme.train` (MinAtar DQN, 50k
+``run`` trains the ``cpu`` preset of :mod:`algorithms.ksme.train` (MinAtar DQN, 30k
 environment steps, α = 0.01) with ``--metric ksme``, ``--metric mico`` and ``--metric none``
 (the base agent, same network and seeds) on every game and seed, through
 :func:`core.grid.run_grid` (resumable: rerun the same command after a kill). ``report``
@@ -110,7 +110,7 @@ def _plot(result: dict, labels: Sequence[str], path: str) -> None:
     ax.set_xticks(np.arange(len(envs)), [e.replace("-MinAtar", "") for e in envs])
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("normalised final return")
-    ax.set_title("MinAtar, 50k steps: mean ± std over seeds (0 = random, 1 = DrQ(ε))", fontsize=10)
+    ax.set_title("MinAtar, 30k steps: mean ± std over seeds (0 = random, 1 = DrQ(ε))", fontsize=10)
     ax.legend(fontsize=9)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

@@ -31,7 +31,7 @@ This module imports nothing of the repository (copy it into your own code).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import chex
 import jax
@@ -250,27 +250,31 @@ def bisimulation_metric(
     return BisimulationMetric(distance=d, num_iterations=num_iterations, converged=False)
 
 
-def kernel_embedding(k: Array) -> Array:
+def kernel_embedding(k: Array, *, num_features: Optional[int] = None) -> Array:
     """Features φ with ⟨φ(x), φ(y)⟩ = k(x, y), hence ‖φ(x) − φ(y)‖² = d_KSMe(x, y).
 
-    Implements an exact Euclidean embedding of the KSMe distance (§ on embeddings of
-    Castro et al. 2023, arXiv 2310.19804, who prove low-distortion finite-dimensional
-    embeddings; for a finite MDP the eigendecomposition is exact in S dimensions):
+    Implements a Euclidean embedding of the KSMe distance (§ on embeddings of Castro et
+    al. 2023, arXiv 2310.19804, who prove low-distortion finite-dimensional embeddings; for a
+    finite MDP the eigendecomposition is exact in S dimensions):
 
         k = Q diag(λ) Qᵀ,   φ(x) = (Q[x, i] √max(λ_i, 0))_i.
 
+    With ``num_features`` = D < S only the D largest eigenvalues are kept (the best rank-D
+    approximation of k); :func:`embedding_distortion` measures what that costs.
     Eigenvalues below zero (round-off of a positive semi-definite k) are clipped to 0.
 
     Args:
       k: ``[S, S]`` symmetric positive semi-definite kernel matrix.
+      num_features: D, the embedding's dimension (static); None keeps all S.
 
     Returns:
-      ``[S, S]`` φ, row x the features of state x (columns by increasing eigenvalue).
+      ``[S, D]`` φ, row x the features of state x (columns by increasing eigenvalue).
     """
     chex.assert_rank(k, 2)
     chex.assert_shape(k, (k.shape[0], k.shape[0]))
     eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (k + k.T))
-    return eigenvectors * jnp.sqrt(jnp.maximum(eigenvalues, 0.0))[None, :]
+    phi = eigenvectors * jnp.sqrt(jnp.maximum(eigenvalues, 0.0))[None, :]
+    return phi if num_features is None else phi[:, k.shape[0] - num_features:]
 
 
 def embedding_distortion(phi: Array, d: Array) -> Array:

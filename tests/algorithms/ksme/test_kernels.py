@@ -260,3 +260,14 @@ def test_sampled_pairwise_td_estimate_converges_to_the_closed_form():
     error = float(jnp.max(jnp.abs(estimate(jax.random.PRNGKey(0)) - k)))
     scale = float(jnp.max(jnp.abs(k)))  # ≈ 1/(1 − γ) = 10, the error of the zero initialisation
     assert error < 0.02 * scale, (error, scale)
+
+
+def test_truncated_embedding_distortion_falls_to_zero_with_the_dimension():
+    P, r = random_mdps(11, 1, 6)
+    with x64():
+        k = kernels.ksme_kernel(P[0], r[0], gamma=0.9)
+        d = kernels.ksme_distance(k)
+        distortion = [float(kernels.embedding_distortion(kernels.kernel_embedding(k, num_features=n), d))
+                      for n in range(1, 7)]
+    assert all(a >= b - 1e-12 for a, b in zip(distortion, distortion[1:])), distortion
+    assert distortion[0] > 1e-3 and distortion[-1] < 1e-10, distortion

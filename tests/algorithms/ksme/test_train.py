@@ -62,7 +62,7 @@ def test_presets():
     assert (paper.metric, paper.metric_weight, paper.torso, paper.n_step) == ("ksme", 0.01, "nature", 1)
     assert paper.reward_min == -1.0 and paper.reward_clip and paper.atari_protocol == "atari200m"
     assert (der.num_atoms, der.n_step, der.atari_protocol, der.reward_min) == (51, 10, "atari100k", -1.0)
-    assert train.PRESETS["cpu"][1].total_steps == 50_000
+    assert train.PRESETS["cpu"][1].total_steps == 30_000
 
 
 def test_smoke_run_logs_the_metric_loss(tmp_path):
