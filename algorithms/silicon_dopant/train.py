@@ -153,10 +153,10 @@ class Config:
 
 PRESETS = {
     "smoke": (
-        "1,000 recorded dwells, 3 members of 32×2 units, 300 + 200 steps, 100 episodes: used by the tests.",
-        Config(fields=20, dwells_per_field=50, hidden=32, layers=2, ensemble_size=3, train_steps=300,
-               distill_steps=200, batch_size=128, log_every=100, checkpoint_every=200, map_points=41,
-               episodes=100, detection_doses=(5.0, 20.0), detection_frames=40, out_dir="runs/silicon_dopant_smoke"),
+        "800 recorded dwells, 3 members of 32×2 units, 200 + 100 steps, 100 episodes: used by the tests.",
+        Config(fields=20, dwells_per_field=40, hidden=32, layers=2, ensemble_size=3, train_steps=200,
+               distill_steps=100, batch_size=128, log_every=100, checkpoint_every=100, map_points=41,
+               episodes=100, detection_doses=(5.0, 20.0), detection_frames=20, out_dir="runs/silicon_dopant_smoke"),
     ),
     "cpu": (
         "10,000 recorded dwells (~2,500 swaps kept), 5 members of 64×3 units, 4k + 2k steps, 200 episodes.",
@@ -430,9 +430,11 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
     else:
         writer.reset()
     step = int(state.step)
-    compile_start = time.time()
-    lowered = [trainer.ensemble_chunk.lower(state).compile(), trainer.distill_chunk.lower(state).compile()]
-    compile_s = time.time() - compile_start
+    compile_s, lowered = None, None
+    if step < cfg.total_steps:  # a finished run only re-evaluates
+        compile_start = time.time()
+        lowered = [trainer.ensemble_chunk.lower(state).compile(), trainer.distill_chunk.lower(state).compile()]
+        compile_s = time.time() - compile_start
     bar = metrics.progress_bar(cfg.total_steps, initial=step, desc=f"silicon_dopant {cfg.rate_function}",
                                disable=not cfg.progress)
     rates = []
@@ -452,6 +454,7 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
     checkpointer.close()
     result = evaluate(cfg, trainer, state)
     plot(cfg, result, os.path.join(cfg.out_dir, "silicon_dopant.png"))
+    np.savez(os.path.join(cfg.out_dir, "rate_map.npz"), **result["maps"])
     learned = result["control"]["learned"]
     out = cli.summary(
         algorithm="silicon_dopant", preset=preset, cfg=cfg, headline_name="learned_controller_success_rate",
