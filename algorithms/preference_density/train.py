@@ -31,6 +31,7 @@ longer training), ``sequences_smoke`` / ``sequences`` (the language-model item).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import time
@@ -126,7 +127,9 @@ class Config:
     batch_size: int = 512
     """Pairs per preference step (and samples per pretraining step)."""
     learning_rate: float = 3e-3
-    """Adam step size of both stages."""
+    """Adam step size of pretraining."""
+    preference_learning_rate: float = 3e-3
+    """Adam step size of preference training."""
     eval_samples: int = 4_096
     """Sequences: samples whose length histogram is evaluated."""
     log_every: int = 250
@@ -166,7 +169,8 @@ class Config:
         req(self.annotator in ANNOTATORS, "annotator", f"unknown {self.annotator!r}; choose one of {ANNOTATORS}")
         req(self.proposal in PROPOSALS, "proposal", f"unknown {self.proposal!r}; choose one of {PROPOSALS}")
         req(self.dims in (1, 2), "dims", f"must be 1 or 2, got {self.dims}")
-        for name in ("beta", "tau", "delta", "annotator_std", "pretrain_std", "length_std", "learning_rate"):
+        for name in ("beta", "tau", "delta", "annotator_std", "pretrain_std", "length_std", "learning_rate",
+                     "preference_learning_rate"):
             req(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         req(0 < self.alpha <= 1, "alpha", f"must lie in (0, 1], got {self.alpha}")
         req(self.num_components >= 1, "num_components", f"must be >= 1, got {self.num_components}")
@@ -228,7 +232,7 @@ PRESETS = {
     "sequences": ("GRU language models (V = 6, L = 12): π_pre and the short/long annotators pretrained, then "
                   "BT (r = log π) on density-mixture preferences (--annotator population for the annotator mixture).",
                   Config(**_SEQ, num_pairs=20_000, pretrain_steps=1_500, preference_steps=1_500, batch_size=256,
-                         log_every=250, checkpoint_every=750, learning_rate=3e-3,
+                         log_every=250, checkpoint_every=750, preference_learning_rate=1e-3,
                          out_dir="runs/preference_density_sequences")),
 }
 
@@ -298,8 +302,18 @@ def model_pbde(name: str, cfg: Config, log_pre: jax.Array) -> Optional[tuple[flo
 
 
 def make_trainer(cfg: Config) -> Trainer:
-    """The run's pure pieces; ``pretrain_chunk`` and ``preference_chunk`` are jitted ``lax.scan``s."""
+    """The run's pure pieces; ``pretrain_chunk`` and ``preference_chunk`` are jitted ``lax.scan``s.
+
+    Trainers are cached per configuration (apart from the fields they do not read: seed,
+    out_dir, progress), so a resumed run in the same process reuses the compiled steps.
+    """
+    return _cached_trainer(dataclasses.replace(cfg, seed=0, out_dir="", progress=False))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_trainer(cfg: Config) -> Trainer:
     optimizer = optax.adam(cfg.learning_rate)
+    preference_optimizer = optax.adam(cfg.preference_learning_rate)
     sequences = cfg.domain == "sequences"
     if sequences:
         model = networks.make_sequence_model(vocab_size=cfg.vocab_size, max_length=cfg.max_length,
@@ -372,14 +386,14 @@ def make_trainer(cfg: Config) -> Trainer:
             params = energy.init(key_model, grid.points[:1])
         log_weights = jnp.zeros((cfg.num_outputs,), jnp.float32)
         return TrainState(pretrain_params=pre, pretrain_opt=optimizer.init(pre), params=params,
-                          log_weights=log_weights, opt_state=optimizer.init((params, log_weights)),
+                          log_weights=log_weights, opt_state=preference_optimizer.init((params, log_weights)),
                           step=jnp.zeros((), jnp.int32), key=key_run)
 
     def start_preferences(state: TrainState) -> TrainState:
         params = state.params
         if cfg.starts_from_pretrained:
             params = jax.tree.map(lambda x: x[0], state.pretrain_params)
-        return state._replace(params=params, opt_state=optimizer.init((params, state.log_weights)))
+        return state._replace(params=params, opt_state=preference_optimizer.init((params, state.log_weights)))
 
     # The preference dataset ------------------------------------------------------------------
     def build_data(state: TrainState) -> Data:
@@ -457,7 +471,7 @@ def make_trainer(cfg: Config) -> Trainer:
         pre = jax.tree.map(lambda x: x[0], state.pretrain_params)
         trainable = (state.params, state.log_weights)
         loss, grads = jax.value_and_grad(preference_loss)(trainable, pre, batch, data.tokens)
-        updates, opt = optimizer.update(grads, state.opt_state, trainable)
+        updates, opt = preference_optimizer.update(grads, state.opt_state, trainable)
         params, log_weights = optax.apply_updates(trainable, updates)
         state = state._replace(params=params, log_weights=log_weights, opt_state=opt, step=state.step + 1)
         return (state, data), loss

@@ -26,20 +26,28 @@ def _tv(log_p, log_q):
     return float(densities.total_variation(log_p, log_q))
 
 
-@functools.partial(jax.jit, static_argnames=("kind",))
+KINDS = ("bt", "dpo", "geometric")
+
+
 def _population_fit(annotator_logit, log_q, param, *, kind):
     """Minimises Σ_ab q_a q_b · NLL(P_ab | model logit) over a tabular θ (log π up to a constant)."""
+    param = 1.0 if kind == "bt" else param  # the unselected losses must stay finite (α = 0 would give 0·inf)
+    return _fit(annotator_logit, log_q, jnp.float32(param), jax.nn.one_hot(KINDS.index(kind), len(KINDS)))
+
+
+@jax.jit
+def _fit(annotator_logit, log_q, param, which):
+    # One compilation for every loss: ``which`` one-hot selects the loss, ``param`` is β or α.
     prob = jax.nn.sigmoid(annotator_logit)  # [G, G]: P(a ≻ b)
     pair_weight = jnp.exp(log_q[:, None] + log_q[None, :])
-    pair_weight = jnp.where(jnp.isfinite(pair_weight), pair_weight, 0.0)
     pre_a, pre_b = jnp.broadcast_to(LOG_PRE[:, None], (G, G)), jnp.broadcast_to(LOG_PRE[None, :], (G, G))
 
     def loss(theta):
         a, b = jnp.broadcast_to(theta[:, None], (G, G)), jnp.broadcast_to(theta[None, :], (G, G))
-        per_pair = {"bt": lambda: losses.bradley_terry_loss(a, b, prob),
-                    "dpo": lambda: losses.dpo_loss(a, b, pre_a, pre_b, prob, beta=param),
-                    "geometric": lambda: losses.geometric_pbde_loss(a, b, pre_a, pre_b, prob, alpha=param)}[kind]()
-        return jnp.sum(pair_weight * per_pair)
+        per_pair = jnp.stack([losses.bradley_terry_loss(a, b, prob),
+                              losses.dpo_loss(a, b, pre_a, pre_b, prob, beta=param),
+                              losses.geometric_pbde_loss(a, b, pre_a, pre_b, prob, alpha=param)])
+        return jnp.sum(pair_weight * jnp.tensordot(which, per_pair, axes=1))
 
     opt = optax.adam(0.05)
     theta = jnp.zeros(G)
