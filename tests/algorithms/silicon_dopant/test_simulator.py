@@ -72,7 +72,7 @@ def test_mixture_optima_lie_beyond_the_neighbour_and_the_prior_bumps_on_it():
 def _one_swap_statistics(beam, n=20_000, seed=3):
     rate_fn = lattice.make_rate_fn("mixture0")
     site = np.zeros((n, 3), np.int64)
-    res = simulator.dwell(np.random.default_rng(seed), rate_fn, site, np.tile(beam, (n, 1)), 1e3)
+    res = simulator.dwell(np.random.default_rng(seed), rate_fn, site, np.tile(beam, (n, 1)), 1e3, max_swaps=1)
     return res, res.initial_rates[0]
 
 
