@@ -1,0 +1,12 @@
+"""Minigrid in JAX, exact to the official ``minigrid`` package (arXiv 2306.13831).
+
+``make(env_id)`` returns a :class:`MiniGrid` of pure ``reset``/``step`` functions over a
+:class:`State` pytree, jittable and vmappable; see ``core.py`` for the world and the
+dynamics, ``envs.py`` for the layout generators.
+"""
+from environments.minigrid.core import (ACTIONS, COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX, Observation, State,
+                                        StepOutput)
+from environments.minigrid.envs import ENV_IDS, Layout, MiniGrid, detokenize, make, tokenize
+
+__all__ = ["ACTIONS", "COLOR_TO_IDX", "ENV_IDS", "Layout", "MiniGrid", "OBJECT_TO_IDX", "Observation", "STATE_TO_IDX",
+           "State", "StepOutput", "detokenize", "make", "tokenize"]

@@ -1,0 +1,317 @@
+"""Minigrid's world and dynamics as pure JAX functions, with the official package's semantics.
+
+Chevalier-Boisvert et al. 2023, "Minigrid & Miniworld: Modular & Customizable
+Reinforcement Learning Environments for Goal-Oriented Tasks", NeurIPS Datasets and
+Benchmarks, arXiv 2306.13831. The reference for every rule here is the official
+``minigrid`` package (3.x): same object/colour/state indices, the same 7 actions, the same
+egocentric 7×7 view (rotation, off-grid cells as walls, the visibility flood, the carried
+object in the agent's cell), the same reward 1 − 0.9·t/T on success and the same
+termination and truncation (a success on the last allowed step is both).
+
+The world is a pytree (:class:`State`): the grid as a ``[W, H, 3]`` uint8 array of
+(object, colour, state) indices indexed ``[x, y]`` like the official ``Grid.encode()``, an
+array of box contents, the agent's pose, what it carries, and the step counter. Cells the
+official grid holds as ``None`` are (empty, 0, 0); "carrying nothing" is (empty, 0, 0) too.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = chex.Array
+
+OBJECT_TO_IDX = {"unseen": 0, "empty": 1, "wall": 2, "floor": 3, "door": 4, "key": 5, "ball": 6, "box": 7,
+                 "goal": 8, "lava": 9, "agent": 10}
+COLOR_TO_IDX = {"red": 0, "green": 1, "blue": 2, "purple": 3, "yellow": 4, "grey": 5}
+STATE_TO_IDX = {"open": 0, "closed": 1, "locked": 2}
+COLOR_NAMES = tuple(COLOR_TO_IDX)
+ACTIONS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
+LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)
+DIR_TO_VEC = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.int32)  # 0 right, 1 down, 2 left, 3 up
+
+UNSEEN, EMPTY, WALL, FLOOR, DOOR, KEY, BALL, BOX, GOAL, LAVA, AGENT = range(11)
+OPEN, CLOSED, LOCKED = range(3)
+EMPTY_CELL = np.array([EMPTY, 0, 0], np.uint8)
+WALL_CELL = np.array([WALL, COLOR_TO_IDX["grey"], 0], np.uint8)
+
+
+def cell(kind: str, color: str = "grey", state: str | int = 0) -> np.ndarray:
+    """``[3]`` uint8 encoding of one object, e.g. ``cell("door", "yellow", "locked")``.
+
+    Default colours follow the official objects: wall grey, goal green, lava red, floor blue.
+    """
+    defaults = {"wall": "grey", "goal": "green", "lava": "red", "floor": "blue"}
+    color = defaults.get(kind, color)
+    state = STATE_TO_IDX[state] if isinstance(state, str) else state
+    if kind == "empty":
+        return EMPTY_CELL.copy()
+    return np.array([OBJECT_TO_IDX[kind], COLOR_TO_IDX[color], state], np.uint8)
+
+
+class State(NamedTuple):
+    """One Minigrid episode in progress."""
+
+    grid: Array  # [W, H, 3] uint8 (object, colour, state) per cell, indexed [x, y]
+    box_contents: Array  # [W, H, 3] uint8 what the box at (x, y) holds; (empty, 0, 0) = nothing
+    agent_pos: Array  # [2] int32 (x, y)
+    agent_dir: Array  # [] int32: 0 right, 1 down, 2 left, 3 up
+    carrying: Array  # [3] uint8 the carried object; (empty, 0, 0) = nothing
+    carrying_contents: Array  # [3] uint8 the carried box's contents
+    step_count: Array  # [] int32 steps taken in this episode
+    mission: Array  # [L] int32 token ids of the mission string (environments.minigrid.missions)
+
+
+class Observation(NamedTuple):
+    """The official ``gen_obs()`` dictionary as arrays."""
+
+    image: Array  # [V, V, 3] uint8 egocentric view, indexed [x, y] as the official image
+    direction: Array  # [] int32 agent direction
+    mission: Array  # [L] int32 mission token ids
+
+
+class StepOutput(NamedTuple):
+    """What ``step`` returns besides the new state (gymnasium's 5-tuple, minus info)."""
+
+    observation: Observation
+    reward: Array  # [] float32 1 − 0.9·t/T on reaching the goal, else 0
+    terminated: Array  # [] bool goal or lava reached
+    truncated: Array  # [] bool step_count reached max_steps (together with terminated on a last-step success)
+
+
+def empty_grid(width: int, height: int) -> np.ndarray:
+    """``[W, H, 3]`` uint8 grid of empty cells (numpy, for building layouts outside ``jit``)."""
+    return np.tile(EMPTY_CELL, (width, height, 1))
+
+
+# --------------------------------------------------------------------------- world generation (traceable)
+
+
+def wall_rect(grid: Array, x: int, y: int, w: int, h: int) -> Array:
+    """Walls on the border of the rectangle with top-left (x, y), size w × h (``Grid.wall_rect``)."""
+    grid = grid.at[x:x + w, y].set(WALL_CELL).at[x:x + w, y + h - 1].set(WALL_CELL)
+    return grid.at[x, y:y + h].set(WALL_CELL).at[x + w - 1, y:y + h].set(WALL_CELL)
+
+
+def vert_wall(grid: Array, x, y: int = 0, length: int | None = None) -> Array:
+    """A vertical wall at column ``x`` (may be traced) from row ``y`` (``Grid.vert_wall``)."""
+    height = grid.shape[1]
+    length = height - y if length is None else length
+    rows = jnp.arange(height)
+    inside = (rows >= y) & (rows < y + length)
+    column = jnp.where(inside[:, None], WALL_CELL, grid[x])
+    return grid.at[x].set(column.astype(grid.dtype))
+
+
+def horz_wall(grid: Array, x: int, y, length: int | None = None) -> Array:
+    """A horizontal wall at row ``y`` (may be traced) from column ``x`` (``Grid.horz_wall``)."""
+    width = grid.shape[0]
+    length = width - x if length is None else length
+    cols = jnp.arange(width)
+    inside = (cols >= x) & (cols < x + length)
+    row = jnp.where(inside[:, None], WALL_CELL, grid[:, y])
+    return grid.at[:, y].set(row.astype(grid.dtype))
+
+
+def put(grid: Array, x, y, obj) -> Array:
+    """The grid with ``obj`` (``[3]``) at (x, y) (``Grid.set``)."""
+    return grid.at[x, y].set(jnp.asarray(obj, grid.dtype))
+
+
+def sample_free_cell(key: Array, grid: Array, *, top=(0, 0), size=None, exclude=None) -> Array:
+    """``[2]`` a uniformly random empty cell in the rectangle ``top``, ``size`` (``place_obj``).
+
+    The official generator samples positions uniformly in the rectangle and rejects occupied
+    cells and the agent's cell: the accepted position is uniform over the free cells, which
+    is what this draws directly. ``exclude`` (``[2]``) is a further cell to avoid (the agent).
+    """
+    width, height = grid.shape[:2]
+    size = (width, height) if size is None else size
+    xs, ys = jnp.arange(width)[:, None], jnp.arange(height)[None, :]
+    x0, y0 = jnp.maximum(top[0], 0), jnp.maximum(top[1], 0)
+    inside = (xs >= x0) & (xs < jnp.minimum(x0 + size[0], width)) & (ys >= y0) & (ys < jnp.minimum(y0 + size[1], height))
+    free = inside & (grid[..., 0] == EMPTY)
+    if exclude is not None:
+        free = free & ~((xs == exclude[0]) & (ys == exclude[1]))
+    logits = jnp.where(free.reshape(-1), 0.0, -jnp.inf)
+    flat = jax.random.categorical(key, logits)
+    return jnp.stack([flat // height, flat % height]).astype(jnp.int32)
+
+
+def new_state(grid, agent_pos, agent_dir, mission, *, box_contents=None, carrying=None,
+              carrying_contents=None) -> State:
+    """A fresh :class:`State` (step 0) from a layout; missing pieces are empty."""
+    grid = jnp.asarray(grid, jnp.uint8)
+    empty = jnp.asarray(EMPTY_CELL)
+    return State(
+        grid=grid,
+        box_contents=jnp.broadcast_to(empty, grid.shape) if box_contents is None else jnp.asarray(box_contents, jnp.uint8),
+        agent_pos=jnp.asarray(agent_pos, jnp.int32),
+        agent_dir=jnp.asarray(agent_dir, jnp.int32),
+        carrying=empty if carrying is None else jnp.asarray(carrying, jnp.uint8),
+        carrying_contents=empty if carrying_contents is None else jnp.asarray(carrying_contents, jnp.uint8),
+        step_count=jnp.zeros((), jnp.int32),
+        mission=jnp.asarray(mission, jnp.int32),
+    )
+
+
+# --------------------------------------------------------------------------- dynamics
+
+
+def _is(cells: Array, kind: int) -> Array:
+    return cells[..., 0] == kind
+
+
+def can_overlap(cells: Array) -> Array:
+    """Empty, floor, goal, lava and open doors can be walked onto (``WorldObj.can_overlap``)."""
+    kind = cells[..., 0]
+    open_door = (kind == DOOR) & (cells[..., 2] == OPEN)
+    return (kind == EMPTY) | (kind == FLOOR) | (kind == GOAL) | (kind == LAVA) | open_door
+
+
+def see_behind(cells: Array) -> Array:
+    """Everything but walls and closed or locked doors lets light through (``WorldObj.see_behind``)."""
+    kind = cells[..., 0]
+    return (kind != WALL) & ~((kind == DOOR) & (cells[..., 2] != OPEN))
+
+
+def front_pos(state: State) -> Array:
+    """``[2]`` the cell the agent faces."""
+    return state.agent_pos + jnp.asarray(DIR_TO_VEC)[state.agent_dir]
+
+
+def step_dynamics(state: State, action: Array, *, max_steps: int):
+    """``(state, reward, terminated, truncated)`` after ``action`` (``MiniGridEnv.step`` without the observation)."""
+    chex.assert_rank(action, 0)
+    step_count = state.step_count + 1
+    width, height = state.grid.shape[:2]
+    fwd = jnp.clip(front_pos(state), 0, jnp.array([width - 1, height - 1]))
+    fwd_cell = state.grid[fwd[0], fwd[1]]
+    fwd_contents = state.box_contents[fwd[0], fwd[1]]
+    kind = fwd_cell[0]
+    empty = jnp.asarray(EMPTY_CELL)
+    carrying_nothing = state.carrying[0] == EMPTY
+
+    agent_dir = jnp.where(action == LEFT, (state.agent_dir + 3) % 4,
+                          jnp.where(action == RIGHT, (state.agent_dir + 1) % 4, state.agent_dir))
+    moves = (action == FORWARD) & can_overlap(fwd_cell)
+    agent_pos = jnp.where(moves, fwd, state.agent_pos)
+    reached_goal = (action == FORWARD) & (kind == GOAL)
+    terminated = reached_goal | ((action == FORWARD) & (kind == LAVA))
+    reward = jnp.where(reached_goal, 1.0 - 0.9 * (step_count / max_steps), 0.0).astype(jnp.float32)
+
+    picks = (action == PICKUP) & ((kind == KEY) | (kind == BALL) | (kind == BOX)) & carrying_nothing
+    drops = (action == DROP) & (kind == EMPTY) & ~carrying_nothing
+    toggles = action == TOGGLE
+    # Doors: locked opens with a key of its colour; closed ↔ open.
+    door_state = fwd_cell[2]
+    has_key = (state.carrying[0] == KEY) & (state.carrying[1] == fwd_cell[1])
+    new_door_state = jnp.where(door_state == LOCKED, jnp.where(has_key, OPEN, LOCKED),
+                               jnp.where(door_state == OPEN, CLOSED, OPEN)).astype(jnp.uint8)
+    toggled_door = fwd_cell.at[2].set(new_door_state)
+    opens_box = toggles & (kind == BOX)
+
+    new_fwd = jnp.where(picks, empty, fwd_cell)
+    new_fwd = jnp.where(drops, state.carrying, new_fwd)
+    new_fwd = jnp.where(toggles & (kind == DOOR), toggled_door, new_fwd)
+    new_fwd = jnp.where(opens_box, fwd_contents, new_fwd)
+    new_contents = jnp.where(picks | opens_box, empty, fwd_contents)
+    new_contents = jnp.where(drops, state.carrying_contents, new_contents)
+
+    state = state._replace(
+        grid=state.grid.at[fwd[0], fwd[1]].set(new_fwd),
+        box_contents=state.box_contents.at[fwd[0], fwd[1]].set(new_contents),
+        agent_pos=agent_pos, agent_dir=agent_dir,
+        carrying=jnp.where(picks, fwd_cell, jnp.where(drops, empty, state.carrying)),
+        carrying_contents=jnp.where(picks, fwd_contents, jnp.where(drops, empty, state.carrying_contents)),
+        step_count=step_count,
+    )
+    return state, reward, terminated, step_count >= max_steps
+
+
+# --------------------------------------------------------------------------- observations
+
+
+def view_top_left(agent_pos: Array, agent_dir: Array, view_size: int) -> Array:
+    """``[2]`` (topX, topY) of the agent's view square (``MiniGridEnv.get_view_exts``)."""
+    x, y = agent_pos[0], agent_pos[1]
+    half = view_size // 2
+    tops = jnp.stack([jnp.stack([x, y - half]), jnp.stack([x - half, y]),
+                      jnp.stack([x - view_size + 1, y - half]), jnp.stack([x - half, y - view_size + 1])])
+    return tops[agent_dir]
+
+
+def _spread(seeds: Array, transparent: Array):
+    """One row of ``Grid.process_vis``: ``(row, above)`` after its right-going then left-going sweep.
+
+    The sweeps in closed form: the right-going sweep reaches i from a seed k ≤ i when cells
+    k..i−1 are transparent; the left-going one then reaches i from k ≥ i when cells i+1..k
+    are. Every transparent reached cell lights the cells diagonally and directly above.
+    """
+    size = seeds.shape[-1]
+    blocked = jnp.cumsum(~transparent) - (~transparent)  # [V] opaque cells strictly before i
+    k, i = jnp.arange(size)[:, None], jnp.arange(size)[None, :]
+    clear_right = (k <= i) & (blocked[None, :] == blocked[:, None])  # cells k..i−1 transparent
+    right = jnp.any(seeds[:, None] & clear_right, axis=0)
+    opaque_upto = jnp.cumsum(~transparent)  # [V] opaque cells among 0..i
+    clear_left = (k >= i) & (opaque_upto[:, None] == opaque_upto[None, :])  # cells i+1..k transparent
+    row = jnp.any(right[:, None] & clear_left, axis=0)
+    lit_right = right & transparent & (jnp.arange(size) < size - 1)  # the right-going sweep stops at V − 2
+    lit_left = row & transparent & (jnp.arange(size) > 0)  # the left-going sweep stops at 1
+    above = lit_right | lit_left | jnp.roll(lit_right, 1) | jnp.roll(lit_left, -1)
+    return row, above
+
+
+def visibility(view: Array) -> Array:
+    """``[V, V]`` bool: which cells of the rotated view the agent sees (``Grid.process_vis``).
+
+    The agent stands at (V//2, V − 1). Rows are processed from the agent's row upwards;
+    in each row light spreads right then left from every visible cell that does not block
+    it (:func:`see_behind`), reaching the neighbours in the row and diagonally above.
+    """
+    size = view.shape[0]
+    transparent = see_behind(view)
+    mask = jnp.zeros((size, size), bool).at[size // 2, size - 1].set(True)
+    for j in reversed(range(size)):
+        row, above = _spread(mask[:, j], transparent[:, j])
+        mask = mask.at[:, j].set(row)
+        if j > 0:
+            mask = mask.at[:, j - 1].set(mask[:, j - 1] | above)
+    return mask
+
+
+def partial_view(state: State, *, view_size: int = 7, see_through_walls: bool = False) -> Array:
+    """``[V, V, 3]`` uint8 the egocentric observation image (``MiniGridEnv.gen_obs``).
+
+    The V × V square ahead of the agent (cells off the grid are walls), rotated so that the
+    agent looks up from (V//2, V − 1), occluded cells (0, 0, 0) unless ``see_through_walls``,
+    and the agent's own cell showing what it carries.
+    """
+    padded = jnp.pad(state.grid, ((view_size, view_size), (view_size, view_size), (0, 0)))
+    wall = jnp.asarray(WALL_CELL)
+    width, height = state.grid.shape[:2]
+    on_grid = jnp.zeros((width + 2 * view_size, height + 2 * view_size), bool)
+    on_grid = on_grid.at[view_size:view_size + width, view_size:view_size + height].set(True)
+    padded = jnp.where(on_grid[..., None], padded, wall)
+    top = view_top_left(state.agent_pos, state.agent_dir, view_size) + view_size
+    view = jax.lax.dynamic_slice(padded, (top[0], top[1], 0), (view_size, view_size, 3))
+    # Grid.rotate_left maps old[i, j] to new[j, V − 1 − i]: a clockwise np.rot90 of the [x, y] array.
+    rotations = jnp.stack([jnp.rot90(view, k=-(k + 1), axes=(0, 1)) for k in range(4)])
+    view = rotations[state.agent_dir]
+    mask = jnp.ones((view_size, view_size), bool) if see_through_walls else visibility(view)
+    view = view.at[view_size // 2, view_size - 1].set(state.carrying)
+    return jnp.where(mask[..., None], view, jnp.zeros((), jnp.uint8))
+
+
+def full_view(state: State) -> Array:
+    """``[W, H, 3]`` uint8 the whole grid with the agent as (agent, red, direction) (``FullyObsWrapper``)."""
+    agent = jnp.stack([jnp.uint8(AGENT), jnp.uint8(COLOR_TO_IDX["red"]), state.agent_dir.astype(jnp.uint8)])
+    return state.grid.at[state.agent_pos[0], state.agent_pos[1]].set(agent)
+
+
+def observe(state: State, *, view_size: int = 7, see_through_walls: bool = False) -> Observation:
+    return Observation(image=partial_view(state, view_size=view_size, see_through_walls=see_through_walls),
+                       direction=state.agent_dir, mission=state.mission)
