@@ -425,11 +425,12 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
     trainer = make_trainer(cfg, data.transitions)
     state = trainer.init(jax.random.PRNGKey(cfg.seed))
     checkpointer = Checkpointer(ckpt_dir, max_to_keep=cfg.keep_checkpoints)
-    writer = metrics.MetricsWriter(cfg.out_dir, ["step", "phase", "loss", "steps_per_s"], step_key="step")
+    writer = metrics.MetricsWriter(cfg.out_dir, ["step", "phase", "loss", "sps"], step_key="step")
     latest = checkpointer.latest_step()
     if latest is not None:
         state = checkpointer.restore(latest, state)
         writer.truncate(latest)
+        print(f"resuming from checkpoint step {latest} in {ckpt_dir}", flush=True)
     else:
         writer.reset()
     step = int(state.step)
@@ -448,7 +449,7 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
         loss = float(loss)
         rates.append(cfg.log_every / (time.time() - t0))
         step += cfg.log_every
-        writer.write({"step": step, "phase": phase, "loss": loss, "steps_per_s": rates[-1]})
+        writer.write({"step": step, "phase": phase, "loss": loss, "sps": rates[-1]})
         bar.update(cfg.log_every)
         bar.set_postfix(phase=phase, loss=f"{loss:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:

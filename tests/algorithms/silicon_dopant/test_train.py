@@ -65,6 +65,17 @@ def test_presets_validate_and_record_thousands_of_transitions():
 
 
 @pytest.mark.slow
+def test_killed_run_resumes_to_the_same_metrics_and_summary(tmp_path, scripts):
+    killed, clean = str(tmp_path / "killed"), str(tmp_path / "clean")
+    scripts.kill_at_checkpoint_and_resume("algorithms.silicon_dopant.train", "smoke", killed, 100, timeout=600)
+    result = scripts.run("algorithms.silicon_dopant.train", "smoke", "--out-dir", clean, "--no-progress", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert scripts.learning_metrics(killed) == scripts.learning_metrics(clean)
+    a, b = (json.load(open(os.path.join(d, "summary.json"))) for d in (killed, clean))
+    assert a["control"] == b["control"] and a["rate_map"] == b["rate_map"]
+
+
+@pytest.mark.slow
 def test_cpu_preset_recovers_the_rate_map_and_the_learned_controller_beats_the_heuristic(tmp_path):
     cfg = dataclasses.replace(train.PRESETS["cpu"][1], out_dir=str(tmp_path / "cpu"), progress=False)
     out = train.main(cfg, preset="cpu")
