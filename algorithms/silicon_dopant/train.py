@@ -161,7 +161,7 @@ PRESETS = {
                episodes=100, detection_doses=(5.0, 20.0), detection_frames=20, out_dir="runs/silicon_dopant_smoke"),
     ),
     "cpu": (
-        "10,000 recorded dwells (~2,500 swaps kept), 5 members of 64×3 units, 4k + 2k steps, 200 episodes.",
+        "10,000 recorded dwells (~2,200 swaps kept), 5 members of 64×3 units, 4k + 2k steps, 200 episodes.",
         Config(),
     ),
     "paper": (
@@ -200,8 +200,9 @@ def record_and_extract(cfg: Config) -> Dataset:
     # Frame t is centred where the Si was before the previous dwell (the operator re-centres each frame).
     centre_sites = np.concatenate([rec.sites[:1], rec.sites[:-1]], 0)
     states = []
-    for t0 in range(0, frames_t, 50):  # chunks keep the [B, M, H] spot tensors small
-        sl = slice(t0, min(t0 + 50, frames_t))
+    chunk = max(1, 2_500 // cfg.fields)  # ≤ 2,500 frames at once keep the [B, M, H] spot tensors small
+    for t0 in range(0, frames_t, chunk):
+        sl = slice(t0, min(t0 + chunk, frames_t))
         n = (sl.stop - sl.start) * cfg.fields
         frames = imaging.render(rng, cfg.imaging, rec.sites[sl].reshape(n, 3),
                                 lattice.site_position(centre_sites[sl].reshape(n, 3)), rec.drift[sl].reshape(n, 2))
