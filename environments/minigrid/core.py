@@ -136,8 +136,11 @@ def sample_free_cell(key: Array, grid: Array, *, top=(0, 0), size=None, exclude=
     free = inside & (grid[..., 0] == EMPTY)
     if exclude is not None:
         free = free & ~((xs == exclude[0]) & (ys == exclude[1]))
-    logits = jnp.where(free.reshape(-1), 0.0, -jnp.inf)
-    flat = jax.random.categorical(key, logits)
+    # The r-th free cell (row-major over [x, y]) for r uniform in {0, ..., count − 1}: one draw.
+    free = free.reshape(-1)
+    count = jnp.sum(free)
+    r = jnp.floor(jax.random.uniform(key) * count).astype(jnp.int32)
+    flat = jnp.argmax(jnp.cumsum(free) > r)
     return jnp.stack([flat // height, flat % height]).astype(jnp.int32)
 
 
