@@ -209,11 +209,34 @@ def parse_sparsity_type(spec: Union[str, SparsityType, None]) -> SparsityType:
     raise ValueError(f"unknown sparsity type {spec!r}; use 'unstructured', 'nm_N,M', 'block_H,W' or 'channel_AXIS'")
 
 
+def _ordered_bits(x: Array) -> Array:
+    """float32 → uint32 with the same order (−inf < … < −0 ≤ +0 < … < +inf)."""
+    u = jax.lax.bitcast_convert_type(x.astype(jnp.float32) + 0.0, jnp.uint32)  # + 0.0: −0 becomes +0
+    return jnp.where(u >> 31 == 1, ~u, u | jnp.uint32(0x80000000))
+
+
+@jax.jit
 def _keep_top(flat_scores: Array, k: Array) -> Array:
-    """uint8 mask of the ``k`` (traced) highest scores of a 1-D array; ties broken by position, count exact."""
-    order = jnp.argsort(-flat_scores, stable=True)
-    keep = (jnp.arange(flat_scores.size) < k).astype(jnp.uint8)
-    return jnp.zeros(flat_scores.shape, jnp.uint8).at[order].set(keep)
+    """uint8 mask of the ``k`` (traced) highest scores of a 1-D array; ties broken by position, count exact.
+
+    Selection without sorting (XLA's CPU sort takes ~0.5 s for 10⁵ elements): the k-th largest
+    score's order-preserving 32-bit key T is built bit by bit from the top, keeping a bit when
+    at least k keys are ≥ it (32 counting passes); keys > T are kept, then the first
+    k − #{key > T} keys equal to T by position. Equal to a stable descending argsort's top k.
+    """
+    keys = _ordered_bits(flat_scores)
+    k = jnp.asarray(k, jnp.int32)
+
+    def add_bit(i, threshold):
+        candidate = threshold | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        return jnp.where(jnp.sum(keys >= candidate, dtype=jnp.int32) >= k, candidate, threshold)
+
+    threshold = jax.lax.fori_loop(0, 32, add_bit, jnp.uint32(0))
+    greater = keys > threshold
+    ties = keys == threshold
+    room = k - jnp.sum(greater, dtype=jnp.int32)
+    keep = greater | (ties & (jnp.cumsum(ties, dtype=jnp.int32) <= room))
+    return (keep & (k > 0)).astype(jnp.uint8)
 
 
 def _count(density: Array, size: int) -> Array:
@@ -259,7 +282,10 @@ def _n_by_m_mask(scores: Array, structure: NByM) -> Array:
     pad = (-length) % structure.m
     padded = jnp.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(0, pad)], constant_values=-jnp.inf)
     groups = padded.reshape(*padded.shape[:-1], -1, structure.m)
-    rank = jnp.argsort(jnp.argsort(-groups, axis=-1, stable=True), axis=-1)
+    # rank of each weight in its group (0 = best; ties by position) from M×M comparisons, no sort
+    a, b = groups[..., :, None], groups[..., None, :]  # a: weight i, b: weight j
+    earlier = jnp.arange(structure.m)[None, :] < jnp.arange(structure.m)[:, None]  # j < i
+    rank = jnp.sum((b > a) | ((b == a) & earlier), axis=-1)
     keep = (rank < structure.n).astype(jnp.uint8).reshape(padded.shape)[..., :length]
     return jnp.moveaxis(keep, -1, axis)
 

@@ -85,16 +85,15 @@ def test_mask_density_matches_target(algorithm, dist_type):
         assert int(mask.sum()) == round((1 - s) * mask.size), (name, s)
 
 
-def test_no_prune_has_no_masks_and_matches_plain_adam():
+def test_no_prune_has_no_masks_and_passes_the_inner_updates_through():
     updater = jaxpruner.create_updater_from_config({"algorithm": "no_prune"})
-    params, state = train(updater, steps=3)
+    tx, adam = updater.wrap_optax(optax.adam(1e-2)), optax.adam(1e-2)
+    state, grads = tx.init(PARAMS), jax.grad(loss)(PARAMS)
     assert jax.tree.leaves(state.masks) == []
-    tx = optax.adam(1e-2)
-    plain, opt = PARAMS, tx.init(PARAMS)
-    for _ in range(3):
-        updates, opt = tx.update(jax.grad(loss)(plain), opt, plain)
-        plain = optax.apply_updates(plain, updates)
-    chex.assert_trees_all_close(params, plain, rtol=1e-4, atol=1e-5)
+    updates, state = tx.update(grads, state, PARAMS)
+    expected, _ = adam.update(grads, adam.init(PARAMS), PARAMS)
+    chex.assert_trees_all_equal(updates, expected)
+    assert int(state.count) == 1
 
 
 def test_magnitude_keeps_exactly_the_largest_weights():
@@ -133,18 +132,38 @@ def test_ste_forward_is_masked_and_gradients_reach_the_dense_weights():
     probe = jax.random.normal(jax.random.PRNGKey(5), w.shape)
     grad = jax.grad(lambda p: jnp.sum(updater.pre_forward_update(p, state)["dense"]["w"] * probe))(PARAMS)
     np.testing.assert_allclose(grad["dense"]["w"], probe)  # straight through: pruned weights get gradient too
+
+
+@pytest.mark.slow
+def test_ste_training_keeps_the_stored_weights_dense():
+    updater = jaxpruner.create_updater_from_config(config("magnitude_ste", update_start_step=None))
     params, state = train(updater, steps=3)
-    assert float(jnp.mean(params["dense"]["w"] == 0)) == 0.0  # the stored weights stay dense
+    assert float(jnp.mean(params["dense"]["w"] == 0)) == 0.0
+    forward = updater.pre_forward_update(params, state)
+    assert int(jnp.sum(forward["dense"]["w"] != 0)) == round(0.25 * params["dense"]["w"].size)
 
 
-@pytest.mark.parametrize("algorithm", ["set", "rigl"])
+DROP_AND_GROW = dict(update_start_step=1, update_freq=1000, update_end_step=1000, drop_fraction=0.5)
+
+
+@functools.lru_cache(maxsize=None)
+def drop_and_grow_updater(algorithm: str, seed: int = 0):
+    return jaxpruner.create_updater_from_config(config(algorithm, rng_seed=seed, **DROP_AND_GROW))
+
+
+@functools.lru_cache(maxsize=None)
+def drop_and_grow_step(algorithm: str):
+    """One compiled step per algorithm: the seed only enters the state (init), so all seeds share it."""
+    updater = drop_and_grow_updater(algorithm)
+    return make_step(updater, updater.wrap_optax(optax.adam(1e-2)))
+
+
+@pytest.mark.parametrize("algorithm", [pytest.param("set", marks=pytest.mark.slow), "rigl"])
 def test_drop_and_grow_keeps_sparsity_and_resets_regrown_moments(algorithm):
-    updater = jaxpruner.create_updater_from_config(config(algorithm, update_start_step=1, update_freq=1000,
-                                                         update_end_step=1000, drop_fraction=0.5))
-    tx = updater.wrap_optax(optax.adam(1e-2))
-    state = tx.init(PARAMS)
+    updater = drop_and_grow_updater(algorithm)
+    state = updater.wrap_optax(optax.adam(1e-2)).init(PARAMS)
     params = updater.post_gradient_update(PARAMS, state)
-    step = make_step(updater, tx)
+    step = drop_and_grow_step(algorithm)
     params, state = step(params, state)  # t = 0: no mask update, Adam moments become nonzero
     before, mu_before = updater.masks_of(state, params), state.inner_state[0].mu
     grads = jax.grad(loss)(params)
@@ -186,63 +205,68 @@ def test_gradual_magnitude_prunes_on_the_polynomial_schedule():
     assert masks["dense"]["b"] is None and float(jnp.mean(params["dense"]["b"] != 0)) > 0.5  # trained, not pruned
 
 
-@pytest.mark.parametrize("algorithm", ["set"])
-def test_contract_jits_deterministic_per_seed_different_across_seeds(algorithm):
-    updaters = [jaxpruner.create_updater_from_config(config(algorithm, rng_seed=seed)) for seed in (0, 0, 1)]
-    tx = updaters[0].wrap_optax(optax.adam(1e-2))
-    step = make_step(updaters[0], tx)  # the seed only enters the state (init), so one compiled step serves all
+def test_contract_jits_deterministic_per_seed_different_across_seeds():
+    step = drop_and_grow_step("rigl")  # compiled once (shared with the drop-and-grow test)
 
-    def run(updater):
+    def run(seed):
+        updater = drop_and_grow_updater("rigl", seed)
         state = updater.wrap_optax(optax.adam(1e-2)).init(PARAMS)
         params = updater.post_gradient_update(PARAMS, state)
         shapes = jax.tree.map(lambda x: (x.shape, x.dtype), state)
-        for _ in range(3):
+        for _ in range(3):  # steps 0, 1 (drop and grow), 2
             params, state = step(params, state)
             assert jax.tree.map(lambda x: (x.shape, x.dtype), state) == shapes  # state shapes stable
         return params, state
 
-    (p0, s0), (p0b, s0b), (p1, s1) = (run(u) for u in updaters)
+    (p0, s0), (p0b, s0b), (p1, s1) = run(0), run(0), run(1)
     chex.assert_trees_all_equal(s0.masks, s0b.masks)
     chex.assert_trees_all_equal(p0, p0b)
     assert not np.array_equal(s0.masks["dense"]["w"], s1.masks["dense"]["w"])
     chex.assert_tree_all_finite(p0)
 
 
-def test_structured_pruning_through_the_wrapper():
-    updater = jaxpruner.create_updater_from_config(config("magnitude", sparsity_type="nm_2,4",
-                                                          update_start_step=0, update_end_step=0))
-    params, state = train(updater, steps=2)
-    mask = np.asarray(updater.masks_of(state, params)["dense"]["w"])
-    assert (mask.T.reshape(16, 10, 4).sum(-1) == 2).all()
+def test_structured_pruning_through_the_updater():
+    updater = jaxpruner.create_updater_from_config(config("magnitude", sparsity_type="nm_2,4"))
+    _, masks = updater.instant_sparsify(PARAMS)
+    assert (np.asarray(masks["dense"]["w"]).T.reshape(16, 10, 4).sum(-1) == 2).all()
 
 
-@functools.lru_cache(maxsize=None)
-def trained_rigl(bit_packing: bool):
-    updater = jaxpruner.create_updater_from_config(config("rigl", bit_packing=bit_packing))
-    return updater, *train(updater, steps=5)
-
-
-def test_bit_packed_masks_take_an_eighth_of_the_bytes_and_train_identically():
-    plain, p1, s1 = trained_rigl(False)
-    packed, p2, s2 = trained_rigl(True)
-    chex.assert_trees_all_equal(p1, p2)
-    chex.assert_trees_all_equal(packed.masks_of(s2, p2), plain.masks_of(s1, p1))
+def test_bit_packed_masks_take_an_eighth_of_the_bytes():
     sizes = (3 * 3 * 2 * 8, 40 * 16, 16 * 3)
+    plain = jaxpruner.create_updater_from_config(config("static_sparse"))
+    packed = jaxpruner.create_updater_from_config(config("static_sparse", bit_packing=True))
+    s1 = plain.wrap_optax(optax.adam(1e-2)).init(PARAMS)
+    s2 = packed.wrap_optax(optax.adam(1e-2)).init(PARAMS)
+    chex.assert_trees_all_equal(packed.masks_of(s2, PARAMS), s1.masks)
     assert jaxpruner.mask_bytes(s1) == sum(sizes)
     assert jaxpruner.mask_bytes(s2) == sum(-(-n // 8) for n in sizes)
 
 
+@pytest.mark.slow
+def test_bit_packed_masks_train_identically():
+    plain = jaxpruner.create_updater_from_config(config("rigl"))
+    packed = jaxpruner.create_updater_from_config(config("rigl", bit_packing=True))
+    p1, s1 = train(plain, steps=5)
+    p2, s2 = train(packed, steps=5)
+    chex.assert_trees_all_equal(p1, p2)
+    chex.assert_trees_all_equal(packed.masks_of(s2, p2), plain.masks_of(s1, p1))
+
+
 def test_masks_survive_a_checkpoint_round_trip(tmp_path):
-    updater, params, state = trained_rigl(True)
+    updater = jaxpruner.create_updater_from_config(config("static_sparse", bit_packing=True, rng_seed=3))
+    tx = updater.wrap_optax(optax.adam(1e-2))
+    state = tx.init(PARAMS)
+    params = updater.post_gradient_update(PARAMS, state)
     checkpointer = Checkpointer(str(tmp_path / "ckpt"))
     checkpointer.save(5, {"params": params, "opt": state})
     checkpointer.close()
-    template = {"params": PARAMS, "opt": updater.wrap_optax(optax.adam(1e-2)).init(PARAMS)}
+    template = {"params": PARAMS, "opt": jaxpruner.create_updater_from_config(config("static_sparse", bit_packing=True))
+                .wrap_optax(optax.adam(1e-2)).init(PARAMS)}  # another seed: other masks
+    assert not np.array_equal(template["opt"].masks["dense"]["w"], state.masks["dense"]["w"])
     restored = Checkpointer(str(tmp_path / "ckpt")).restore(5, template)
     chex.assert_trees_all_equal(restored["opt"], state)
     chex.assert_trees_all_equal(restored["params"], params)
     assert restored["opt"].masks["dense"]["b"] is None
-    assert not np.array_equal(restored["opt"].masks["dense"]["w"], template["opt"].masks["dense"]["w"])
 
 
 def test_registration_and_config_errors():
