@@ -96,23 +96,23 @@ def wall_rect(grid: Array, x: int, y: int, w: int, h: int) -> Array:
     return grid.at[x, y:y + h].set(WALL_CELL).at[x + w - 1, y:y + h].set(WALL_CELL)
 
 
-def vert_wall(grid: Array, x, y: int = 0, length: int | None = None) -> Array:
-    """A vertical wall at column ``x`` (may be traced) from row ``y`` (``Grid.vert_wall``)."""
+def vert_wall(grid: Array, x, y=0, length: int | None = None, obj=WALL_CELL) -> Array:
+    """A vertical line of ``obj`` (walls) at column ``x`` from row ``y``, both may be traced (``Grid.vert_wall``)."""
     height = grid.shape[1]
     length = height - y if length is None else length
     rows = jnp.arange(height)
     inside = (rows >= y) & (rows < y + length)
-    column = jnp.where(inside[:, None], WALL_CELL, grid[x])
+    column = jnp.where(inside[:, None], jnp.asarray(obj, grid.dtype), grid[x])
     return grid.at[x].set(column.astype(grid.dtype))
 
 
-def horz_wall(grid: Array, x: int, y, length: int | None = None) -> Array:
-    """A horizontal wall at row ``y`` (may be traced) from column ``x`` (``Grid.horz_wall``)."""
+def horz_wall(grid: Array, x, y, length: int | None = None, obj=WALL_CELL) -> Array:
+    """A horizontal line of ``obj`` (walls) at row ``y`` from column ``x``, both may be traced (``Grid.horz_wall``)."""
     width = grid.shape[0]
     length = width - x if length is None else length
     cols = jnp.arange(width)
     inside = (cols >= x) & (cols < x + length)
-    row = jnp.where(inside[:, None], WALL_CELL, grid[:, y])
+    row = jnp.where(inside[:, None], jnp.asarray(obj, grid.dtype), grid[:, y])
     return grid.at[:, y].set(row.astype(grid.dtype))
 
 

@@ -112,6 +112,47 @@ def door_key_env(size: int) -> Callable:
     return generate
 
 
+def lava_gap_env(size: int) -> Callable:
+    """``LavaGapEnv``: a vertical line of lava at a random column with one gap at a random row; agent
+    at (1, 1) facing right, goal bottom-right."""
+
+    def generate(key: Array) -> Layout:
+        x_key, y_key = jax.random.split(key)
+        grid = core.put(_walled(size), size - 2, size - 2, core.cell("goal"))
+        gap_x = jax.random.randint(x_key, (), 2, size - 2)
+        gap_y = jax.random.randint(y_key, (), 1, size - 1)
+        grid = core.vert_wall(grid, gap_x, 1, size - 2, obj=core.cell("lava"))
+        grid = core.put(grid, gap_x, gap_y, core.EMPTY_CELL)
+        return _layout(grid, jnp.array([1, 1]), jnp.array(0), "avoid the lava and get to the green goal square")
+
+    return generate
+
+
+def four_rooms_env(size: int = 19) -> Callable:
+    """``FourRoomsEnv``: four rooms joined by one random opening in each inner wall segment;
+    agent and goal anywhere free (agent first, random direction)."""
+    room = size // 2
+
+    def generate(key: Array) -> Layout:
+        keys = jax.random.split(key, 7)
+        grid = _walled(size)
+        grid = core.vert_wall(grid, room, 0, room)  # upper half of the inner vertical wall
+        grid = core.put(grid, room, jax.random.randint(keys[0], (), 1, room), core.EMPTY_CELL)
+        grid = core.horz_wall(grid, 0, room, room)  # left half of the inner horizontal wall
+        grid = core.put(grid, jax.random.randint(keys[1], (), 1, room), room, core.EMPTY_CELL)
+        grid = core.horz_wall(grid, room, room, room)  # right half
+        grid = core.put(grid, jax.random.randint(keys[2], (), room + 1, 2 * room), room, core.EMPTY_CELL)
+        grid = core.vert_wall(grid, room, room, room)  # lower half
+        grid = core.put(grid, room, jax.random.randint(keys[3], (), room + 1, 2 * room), core.EMPTY_CELL)
+        agent_pos = core.sample_free_cell(keys[4], grid)
+        agent_dir = jax.random.randint(keys[5], (), 0, 4)
+        goal = core.sample_free_cell(keys[6], grid, exclude=agent_pos)
+        grid = core.put(grid, goal[0], goal[1], core.cell("goal"))
+        return _layout(grid, agent_pos, agent_dir, "reach the goal")
+
+    return generate
+
+
 def _registry() -> Dict[str, Spec]:
     envs = {}
     for size in (5, 6, 8, 16):
@@ -119,6 +160,9 @@ def _registry() -> Dict[str, Spec]:
         envs[f"MiniGrid-Empty-{size}x{size}-v0"] = Spec(size, size, 4 * size * size, empty_env(size, random_start=False),
                                                         see_through_walls=True)
         envs[f"MiniGrid-DoorKey-{size}x{size}-v0"] = Spec(size, size, 10 * size * size, door_key_env(size))
+    for size in (5, 6, 7):
+        envs[f"MiniGrid-LavaGapS{size}-v0"] = Spec(size, size, 4 * size * size, lava_gap_env(size))
+    envs["MiniGrid-FourRooms-v0"] = Spec(19, 19, 100, four_rooms_env(19))
     for size in (5, 6):
         envs[f"MiniGrid-Empty-Random-{size}x{size}-v0"] = Spec(size, size, 4 * size * size,
                                                                 empty_env(size, random_start=True), see_through_walls=True)

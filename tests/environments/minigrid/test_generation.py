@@ -77,3 +77,18 @@ def test_missions_and_bad_ids():
         minigrid.make("MiniGrid-DoorKey-7x7-v0")
     with pytest.raises(ValueError, match="unknown words"):
         minigrid.tokenize("fetch the teapot")
+
+
+def test_four_rooms_and_lava_gap_layouts():
+    _, states, _ = _layouts("MiniGrid-FourRooms-v0")
+    kinds = states.grid[..., 0]
+    inner = np.concatenate([kinds[:, 9, 1:18], kinds[:, 1:18, 9]], axis=1)  # the two inner walls
+    # Four openings, one per inner wall segment (the goal may stand in one); one goal, never under the agent.
+    assert np.all((inner != core.WALL).sum(axis=1) == 4)
+    assert np.all((kinds == core.GOAL).sum(axis=(1, 2)) == 1)
+    assert all(kinds[n][tuple(states.agent_pos[n])] == core.EMPTY for n in range(N))
+    _, states, _ = _layouts("MiniGrid-LavaGapS7-v0")
+    kinds = states.grid[..., 0]
+    for n in range(N):
+        (column,) = np.unique(np.nonzero(kinds[n] == core.LAVA)[0])
+        assert 2 <= column <= 4 and (kinds[n, column, 1:6] == core.LAVA).sum() == 4  # one gap in the line

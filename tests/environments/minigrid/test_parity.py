@@ -110,7 +110,8 @@ def replay(official_env, jax_env, actions, rollout=None):
 
 
 @pytest.mark.parametrize("env_id", ["MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-Random-6x6-v0",
-                                    "MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-8x8-v0"])
+                                    "MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-8x8-v0", "MiniGrid-LavaGapS6-v0",
+                                    "MiniGrid-FourRooms-v0"])
 def test_registered_environments_match_the_official_package(env_id):
     jax_env = minigrid.make(env_id)
     official_env = gym.make(env_id)
