@@ -9,9 +9,10 @@ sparsity; pruning from 20% to 80% of the gradient steps every 100, SET/RigL upda
 their masks every 100 gradient steps from the first with an initial drop fraction of 0.3)
 under every condition of :data:`CONDITIONS` on every game and seed, seed-major, through
 :func:`core.grid.run_grid` (resumable: rerun the same command after a kill). ``report``
-writes ``results/dqn_minatar.{md,json,png}``: per game the final greedy return (mean ± std
-over seeds), the final sparsity of the online network, and across games the IQM of
-normalised scores with 95% stratified-bootstrap CIs.
+writes ``results/dqn_minatar.{md,json,png}`` from whatever has finished: per game the final
+greedy return (mean ± std over seeds), the final sparsity of the online network, and over
+the games every condition has finished, the IQM and mean of normalised scores with 95%
+stratified-bootstrap CIs.
 
 Normalised score = (return − random policy) / (reference − random policy) per game
 (:mod:`environments.minatar_scores`: 0 = random policy, 1 = DrQ(ε) at 50k steps).
@@ -57,72 +58,91 @@ def run(args) -> int:
 
 
 def report(args) -> int:
-    finished = set(grid.finished_conditions(args.out_root, [dir_name(label) for label in CONDITIONS], GAMES))
-    labels = [label for label in CONDITIONS if dir_name(label) in finished]
     command = "python -m algorithms.jaxpruner.experiment " + shlex.join(sys.argv[1:])
+    loaded = {}
     try:
-        result = aggregate.aggregate([grid.condition_root(args.out_root, dir_name(label)) for label in labels], labels,
-                                     normalize="none", reps=args.reps)
+        for label in CONDITIONS:
+            root = grid.condition_root(args.out_root, dir_name(label))
+            if os.path.isdir(root) and aggregate.find_run_dirs(root):
+                loaded[label] = aggregate.load_root(root)
     except aggregate.AggregateError as error:
         cli.fail(str(error))
-    envs = result["envs"]
-    rows, summary = [], {}
+    if not loaded:
+        cli.fail(f"no finished runs under {args.out_root}; run `python -m algorithms.jaxpruner.experiment run` first")
+    labels = list(loaded)
+    games = [g for g in GAMES if any(g in runs for runs in loaded.values())]
+    common = [g for g in games if all(g in runs for runs in loaded.values())]
+    summary, rows = {}, []
     for label in labels:
-        per_game = result["per_label"][label]["per_game"]
-        runs = min(g["n"] for g in per_game.values())
-        matrix = np.stack([minatar_scores.normalized_score(env, per_game[env]["scores"][:runs]) for env in envs],
-                          axis=1)  # [R, M]
-        iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
-        mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
-        dirs = [d for g in per_game.values() for d in g["run_dirs"]]
+        runs = loaded[label]
+        dirs = [r.run_dir for g in runs for r in runs[g]]
         sparsity = [aggregate.final_metric(d, "sparsity") for d in dirs]
         wall = [json.load(open(os.path.join(d, "summary.json")))["wall_s"] for d in dirs]
-        summary[label] = {"runs_per_game": runs, "iqm": [float(iqm.point), float(iqm.lower), float(iqm.upper)],
-                          "mean": [float(mean.point), float(mean.lower), float(mean.upper)],
-                          "final_sparsity": float(np.mean(sparsity)), "wall_s_mean": float(np.mean(wall))}
-        rows.append(f"| {label} | {100 * np.mean(sparsity):.1f}% | {iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] "
-                    f"| {mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {runs} |")
+        entry = {"final_sparsity": float(np.mean(sparsity)), "wall_s_mean": float(np.mean(wall)), "runs": len(dirs),
+                 "per_game": {g: [r.score for r in runs[g]] for g in runs}}
+        cells = "— | — | —"
+        if common:
+            n = min(len(runs[g]) for g in common)
+            matrix = np.stack([minatar_scores.normalized_score(g, [r.score for r in runs[g][:n]]) for g in common],
+                              axis=1)  # [R, M]
+            iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
+            mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
+            entry.update(runs_per_game=n, iqm=[float(iqm.point), float(iqm.lower), float(iqm.upper)],
+                         mean=[float(mean.point), float(mean.lower), float(mean.upper)])
+            cells = (f"{iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] | "
+                     f"{mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {n}")
+        summary[label] = entry
+        rows.append(f"| {label} | {100 * np.mean(sparsity):.1f}% | {cells} | {np.mean(wall):.0f} s |")
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
-             f"DQN on MinAtar, the `cpu` preset of `algorithms.jaxpruner.train`; target sparsity 98% (ERK). "
-             f"Sparsity: share of zero weights among the prunable (≥ 2-D) parameters of the online network at the "
-             f"end. Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k steps; {len(envs)} games; 95% "
-             f"stratified-bootstrap CIs ({args.reps:,} replicates).", "",
-             "| condition | sparsity | IQM | mean | runs per game |", "|---|---:|---:|---:|---:|", *rows, "",
-             "Per game: final greedy evaluation return (32 episodes), mean ± std over seeds (n).", "",
+             "DQN on MinAtar, the `cpu` preset of `algorithms.jaxpruner.train` (10k environment steps, 2,250 gradient "
+             "steps); target sparsity 98% (ERK). Sparsity: share of zero weights among the prunable (≥ 2-D) "
+             "parameters of the online network at the end. Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k "
+             f"steps; IQM and mean over the games every condition has finished ({', '.join(common) or 'none'}), "
+             f"with 95% stratified-bootstrap CIs ({args.reps:,} replicates). Wall: mean per run, on 2 CPU cores "
+             "shared with other work.", "",
+             "| condition | sparsity | IQM | mean | runs per game | wall |", "|---|---:|---:|---:|---:|---:|", *rows, "",
+             "Per game: final greedy evaluation return (32 episodes), mean ± std over seeds (n); — = not run.", "",
              "| game | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for env in envs:
-        cells = [f"{result['per_label'][n]['per_game'][env]['mean']:.2f} ± {result['per_label'][n]['per_game'][env]['std']:.2f}"
-                 f" ({result['per_label'][n]['per_game'][env]['n']})" for n in labels]
-        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    for game in games:
+        cells = []
+        for label in labels:
+            scores = summary[label]["per_game"].get(game)
+            cells.append(f"{np.mean(scores):.2f} ± {np.std(scores):.2f} ({len(scores)})" if scores else "—")
+        lines.append(f"| {game} | " + " | ".join(cells) + " |")
     prefix = os.path.join(args.results, "dqn_minatar")
     os.makedirs(args.results, exist_ok=True)
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    cli.write_json(prefix + ".json", {"command": command, "summary": summary, "aggregate": result})
-    _plot(summary, prefix + ".png")
-    aggregate.plot_per_game(result, prefix + "_per_game.png", title="Final greedy return per game: mean over seeds")
+    cli.write_json(prefix + ".json", {"command": command, "common_games": common, "summary": summary})
+    _plot(summary, games, prefix + ".png")
     print("\n".join(lines))
-    print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png, {prefix}_per_game.png")
+    print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png")
     return 0
 
 
-def _plot(summary: dict, path: str) -> None:
+def _plot(summary: dict, games, path: str) -> None:
+    """Per game: final return of every condition (mean over seeds, ± std, seeds as dots)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = list(summary)
-    fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=130, layout="constrained")
-    point = np.array([summary[k]["iqm"][0] for k in labels])
-    lower = np.array([summary[k]["iqm"][1] for k in labels])
-    upper = np.array([summary[k]["iqm"][2] for k in labels])
-    colors = ["tab:gray"] + ["tab:blue"] * (len(labels) - 1)
-    ax.bar(range(len(labels)), point, yerr=[point - lower, upper - point], color=colors, capsize=3)
-    ax.set_xticks(range(len(labels)), [k.replace(" (gradual)", "\n(gradual)") for k in labels], fontsize=8)
-    ax.set_ylabel("IQM normalised score")
-    ax.set_title("DQN on MinAtar at 98% sparsity: IQM over games with 95% CIs", fontsize=10)
-    ax.grid(alpha=0.3, axis="y")
+    fig, axes = plt.subplots(1, len(games), figsize=(3.2 * len(games), 3.4), dpi=130, layout="constrained",
+                             squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, game in zip(axes[0], games):
+        for i, label in enumerate(labels):
+            scores = summary[label]["per_game"].get(game)
+            if not scores:
+                continue
+            ax.bar(i, np.mean(scores), yerr=np.std(scores) if len(scores) > 1 else None, color=colors(i), capsize=3)
+            ax.scatter([i] * len(scores), scores, color="k", s=8, zorder=3)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(game, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("final greedy return")
+    fig.suptitle("DQN on MinAtar at 98% sparsity (10k steps): final return per condition", fontsize=10)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 

@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from algorithms.jaxpruner import train
 from core import metrics
@@ -61,3 +62,16 @@ def test_help_and_bad_input(tmp_path, scripts):
     result = scripts.run("algorithms.jaxpruner.train", "smoke", "--pruner", "lottery", "--out-dir", str(tmp_path / "x"))
     assert result.returncode == 2 and "--pruner: unknown algorithm 'lottery'" in result.stderr, result.stderr
     assert not os.path.exists(tmp_path / "x")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset, pruner", [("cpu_der", "rigl"), ("smoke", "magnitude_ste"), ("smoke", "global_magnitude")])
+def test_sparse_rainbow_and_other_pruners_run(tmp_path, preset, pruner):
+    tiny = dict(total_steps=2_000, learning_starts=500, eval_every=2_000, log_every=500, checkpoint_every=1_000,
+                eval_episodes=4, update_freq=50)
+    cfg = dataclasses.replace(train.PRESETS[preset][1], pruner=pruner, out_dir=str(tmp_path / "run"), progress=False,
+                              update_start_fraction=0.0 if pruner == "rigl" else 0.2, **tiny)
+    summary = train.main(cfg, preset=preset)
+    assert summary["headline"]["value"] is not None
+    last = metrics.read_jsonl(os.path.join(cfg.out_dir, "metrics.jsonl"))[-1]
+    assert abs(last["sparsity"] - 0.98) < 2e-3
