@@ -113,6 +113,7 @@ def run_item(cfg: Config, item: str) -> dict:
         if os.path.exists(path):
             with open(path) as f:
                 summary = json.load(f)
+            summary["reused"] = True
         else:
             print(f"[{item}/{name}]", flush=True)
             summary = train.main(run_cfg, preset=f"experiment:{cfg.base}")
@@ -138,8 +139,11 @@ def figure(item: str, runs: dict, path: str) -> str:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), dpi=120)
         box = (run_cfg.grid_low, run_cfg.grid_high) * 2
         w = run_cfg.inner_half_width
-        for ax, (title, log_p) in zip(axes, (("model", got["model"][0]), ("theory: p* on the support", got["theory"]))):
-            ax.imshow(np.exp(log_p).reshape(side, side).T, origin="lower", extent=box, cmap="viridis")
+        on = np.where(got["support"], np.exp(got["model"][0]), 0.0)
+        shown = (("model, renormalised on the proposal's support", on / on.sum()),
+                 ("theory: p* on the support", np.exp(got["theory"])))
+        for ax, (title, p) in zip(axes, shown):
+            ax.imshow(p.reshape(side, side).T, origin="lower", extent=box, cmap="viridis")
             ax.plot([-w, w, w, -w, -w], [-w, -w, w, w, -w], "w--", lw=1)
             ax.set_title(title, fontsize=9)
         fig.suptitle("Bradley–Terry on Luce preferences, 2-D grid (dashed: proposal support)", fontsize=10)
@@ -213,12 +217,14 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
             final = summary["final"]
             rows.append({"item": item, "setting": name, "headline": summary["headline"]["name"],
                          "value": summary["headline"]["value"], "wall_s": summary["wall_s"],
+                         "reused": bool(summary.get("reused")),
                          **{k: final.get(k) for k in ROW_METRICS[item]}})
     theory = [r["value"] for r in rows if r["headline"] in ("tv_to_theory", "tv_per_component_mean")]
     wall = time.perf_counter() - start
     lines = [f"`{command}`", "",
-             f"seed {cfg.seed}; base preset `{cfg.base}`; {len(rows)} runs; wall time of this command "
-             f"{wall:.0f} s (runs reused from {cfg.out_dir} count 0); per-run wall times include compilation.", "",
+             f"seed {cfg.seed}; base preset `{cfg.base}`; {len(rows)} runs, summed run wall time "
+             f"{sum(r['wall_s'] for r in rows):.0f} s (each includes its compilation; {sum(r['reused'] for r in rows)} "
+             f"runs reused from {cfg.out_dir}); this command {wall:.0f} s.", "",
              "| item | setting | headline | value | other metrics | run wall (s) |", "|---|---|---|---|---|---|"]
     for r in rows:
         other = ", ".join(f"{k} {r[k]:.3f}" for k in ROW_METRICS[r["item"]] if k != r["headline"] and r.get(k) is not None)

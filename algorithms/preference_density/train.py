@@ -613,7 +613,8 @@ def plot(cfg: Config, got: dict, path: str, title: str) -> str:
         ax.set_xlabel("x")
         ax.set_ylabel("density")
     fig.suptitle(title, fontsize=9)
-    fig.axes[0].legend(fontsize=7)
+    if cfg.domain == "sequences" or cfg.dims == 1:
+        fig.axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
