@@ -16,6 +16,7 @@ SMOKE = train.PRESETS["smoke"][1]
 SPEC = EnvSpec(env_id="Breakout-MinAtar", observation_shape=(10, 10, 4), observation_dtype=jnp.float32, num_actions=3)
 
 
+@pytest.mark.slow
 def test_sparse_training_starts_sparse_with_masks_in_the_optimizer_state():
     cfg = dataclasses.replace(SMOKE, pruner="static_sparse", bit_packing=True)
     agent = train.make_agent(cfg, SPEC)
