@@ -22,8 +22,8 @@ histogram and the density mixture's.
 
 Run:
     python -m algorithms.preference_density.train cpu --loss dpo --beta 4
-Expected on 2 CPU cores (jax 0.10.2): ~20 s, TV to π_pre·p*^(1/4) ≈ 0.01 (README.md's table,
-made by ``python -m algorithms.preference_density.experiment cpu``).
+Expected on 2 CPU cores (jax 0.10.2): TV to π_pre·p*^(1/4) ≈ 0.014 in ~130 s on the loaded
+shared machine (README.md's table, made by ``python -m algorithms.preference_density.experiment cpu``).
 
 Presets: ``smoke`` (tests, seconds), ``cpu`` (the README's runs), ``paper`` (larger data and
 longer training), ``sequences_smoke`` / ``sequences`` (the language-model item).
@@ -220,7 +220,7 @@ PRESETS = {
               Config(loss="dpo", beta=4.0, **_SMOKE)),
     "cpu": ("Bradley–Terry on Luce preferences, 256-point grid, 50k pairs, 3k steps (the README's settings; "
             "choose the item with --loss/--annotator/--proposal).", Config(out_dir="runs/preference_density_cpu")),
-    "paper": ("The cpu preset with 10× the pairs and longer training (the paper's toy scale is not stated; "
+    "paper": ("The cpu preset with 10× the pairs and longer training (I could not verify the paper's toy scale; "
               "see README).", Config(num_pairs=500_000, pretrain_steps=5_000, preference_steps=20_000,
                                      batch_size=2_048, log_every=1_000, checkpoint_every=5_000,
                                      out_dir="runs/preference_density_paper")),

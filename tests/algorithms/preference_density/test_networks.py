@@ -32,14 +32,14 @@ def test_sequence_model_is_exactly_normalised_and_samples_follow_log_prob():
     chex.assert_shape(log_p, (15,))
     np.testing.assert_allclose(jnp.exp(log_p).sum(), 1.0, rtol=1e-5)  # the EOS is forced at the end
 
-    samples = model.sample(params, jax.random.PRNGKey(2), 20_000)
-    chex.assert_shape(samples, (20_000, 4))
+    samples = model.sample(params, jax.random.PRNGKey(2), 10_000)
+    chex.assert_shape(samples, (10_000, 4))
     n = np.asarray(networks.lengths(samples))
     valid = np.arange(4)[None, :] < n[:, None]
     np.testing.assert_array_equal(np.asarray(samples) != networks.EOS, valid)  # tokens, then only EOS
     seq_lengths = np.array([sum(1 for t in s if t) for s in seqs])
     exact = np.array([np.exp(log_p)[seq_lengths == k].sum() for k in range(4)])  # length marginal by enumeration
-    np.testing.assert_allclose(np.bincount(n, minlength=4) / n.size, exact, atol=0.015)
+    np.testing.assert_allclose(np.bincount(n, minlength=4) / n.size, exact, atol=0.02)  # 4σ at 10k draws
     first = {tuple(s): p for s, p in zip(seqs, np.exp(log_p))}
     drawn = np.mean([tuple(s) == (1, 2, 0, 0) for s in np.asarray(samples[:5000])])
     assert abs(drawn - first[(1, 2, 0, 0)]) < 0.03
