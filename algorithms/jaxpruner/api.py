@@ -27,7 +27,6 @@ from typing import Any, Mapping, Type
 
 import jax
 
-from . import algorithms as algos
 from . import schedules
 from . import sparsity as sp
 from .algorithms import (  # noqa: F401  (re-exported: the library's public names)
