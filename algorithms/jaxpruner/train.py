@@ -130,9 +130,9 @@ PRESETS = {
                           checkpoint_every=10_000, out_dir="runs/jaxpruner_rainbow_minatar"), update_freq=100),
     ),
     "paper": (
-        "Sparse DQN on Atari 200M frames (Dopamine JAX DQN), 98% ERK gradual magnitude pruning from 20% to 80% "
-        "of training every 1000 gradient steps (the paper's DQN setting).",
-        Config(**_dqn("paper", out_dir="runs/jaxpruner_dqn_atari"), update_freq=1_000),
+        "Sparse DQN on Atari, 40M frames (10M agent steps, 2.5M gradient steps; Dopamine JAX DQN), 98% ERK "
+        "gradual magnitude pruning from 500k to 2M gradient steps every 1000 (the paper's DQN setting).",
+        Config(**_dqn("paper", total_steps=10_000_000, out_dir="runs/jaxpruner_dqn_atari"), update_freq=1_000),
     ),
     "paper_der": (
         "Sparse DER on Atari 100k (the Rainbow der preset), 98% ERK gradual magnitude pruning.",

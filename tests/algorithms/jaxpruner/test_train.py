@@ -42,6 +42,9 @@ def test_schedule_steps_follow_the_fractions_of_the_gradient_steps():
     assert config["algorithm"] == "magnitude" and config["sparsity"] == 0.98 and config["dist_type"] == "erk"
     paper = train.PRESETS["paper"][1]
     assert paper.sparsity == 0.98 and paper.update_freq == 1_000 and paper.torso == "nature"
+    # the paper's Dopamine config: 40 iterations of 250k agent steps, pruning from 500k to 2M gradient steps
+    assert paper.total_updates == 2_495_000 and abs(paper.update_start_step - 500_000) < 2_000
+    assert abs(paper.update_end_step - 2_000_000) < 5_000
 
 
 def test_smoke_run_prunes_to_the_target(tmp_path):
