@@ -10,7 +10,7 @@ encoder's output for every pair of the replay batch (:mod:`algorithms.ksme.losse
 
 Run:
     python -m algorithms.ksme.train cpu --env-id Breakout-MinAtar --metric ksme
-Expected on 2 CPU cores (jax 0.10.2): about 40 s per 30k-step MinAtar run alone; the
+Expected on 2 CPU cores (jax 0.10.2): 2–7 minutes per 30k-step MinAtar run on a machine shared with three other jobs; the
 KSMe-vs-MICo-vs-DQN table of README.md is made by ``python -m algorithms.ksme.experiment``.
 
 Presets: ``smoke`` (tests), ``cpu`` (MinAtar DQN, 30k steps), ``cpu_der`` (MinAtar Rainbow),
