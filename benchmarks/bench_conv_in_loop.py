@@ -18,8 +18,6 @@ and a table to ``conv_in_loop.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 
 import haiku as hk
@@ -27,11 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from benchmarks.throughput import timed
-from core import cli
+from benchmarks import common
+from benchmarks.common import RESULTS, timed
 from core.networks import ShiftedMatmulConv2D
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BATCH, SIZE, CHANNELS, ACTIONS, LOOP = 32, 10, 6, 6, 100
 
 
@@ -73,37 +69,39 @@ def measure(conv: str, observations, *, repeats: int) -> dict:
             "fori_loop_ms": 1e3 * inside["median_s"] / LOOP, "repeats": repeats, "steps": LOOP}
 
 
+def run(quick: bool, out: str = RESULTS) -> list[dict]:
+    """Every measurement; JSON lines and ``conv_in_loop.md`` in ``out``; suite rows back."""
+    repeats = 3 if quick else 7
+    meta = common.meta(shapes={"batch": BATCH, "board": [SIZE, SIZE, CHANNELS], "actions": ACTIONS})
+    path = common.results_path(out, "conv_in_loop")
+    observations = jax.random.uniform(jax.random.PRNGKey(1), (BATCH, SIZE, SIZE, CHANNELS))
+    rows = []
+    for conv in ("xla_conv", "shifted_matmul"):
+        row = measure(conv, observations, repeats=repeats)
+        rows.append(row)
+        common.append_jsonl(path, {**row, **meta})
+        print(common.rounded(row), flush=True)
+    base = rows[0]["fori_loop_ms"]
+    text = (f"Measured {common.today()} on `{meta['device']}` (jax {meta['versions'].get('jax')}, "
+            f"XLA_FLAGS=`{meta['xla_flags']}`), by `python -m benchmarks.bench_conv_in_loop{' --quick' if quick else ''}`; "
+            f"one Adam step of the MinAtar network, batch {BATCH}.\n\n"
+            + common.markdown_table(["convolution", "step from Python", "step inside fori_loop",
+                                     "in-loop speed-up vs XLA conv"],
+                                    [[r["conv"], f"{r['python_loop_ms']:.3f} ms", f"{r['fori_loop_ms']:.3f} ms",
+                                      f"{base / r['fori_loop_ms']:.2f}×"] for r in rows]))
+    common.write_text(os.path.join(out, "conv_in_loop.md"), text)
+    print(text)
+    return [common.measurement("kernel", "MinAtar Adam step, shifted-matmul conv inside fori_loop",
+                               rows[1]["fori_loop_ms"], "ms", config={"batch": BATCH},
+                               baseline="XLA conv inside fori_loop", baseline_value=base, higher_is_better=False)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--out", default=RESULTS, help="results directory")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
-    device = jax.devices()[0].device_kind.replace(" ", "_")
-    stamp = datetime.date.today().isoformat()
-    os.makedirs(args.out, exist_ok=True)
-    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp,
-            "shapes": {"batch": BATCH, "board": [SIZE, SIZE, CHANNELS], "actions": ACTIONS},
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
-    observations = jax.random.uniform(jax.random.PRNGKey(1), (BATCH, SIZE, SIZE, CHANNELS))
-    rows = []
-    with open(os.path.join(args.out, f"conv_in_loop_{stamp}_{device}.jsonl"), "a") as f:
-        for conv in ("xla_conv", "shifted_matmul"):
-            row = measure(conv, observations, repeats=repeats)
-            rows.append(row)
-            f.write(json.dumps({**row, **meta}) + "\n")
-            print(row, flush=True)
-    base = rows[0]["fori_loop_ms"]
-    lines = [f"Measured {stamp} on `{device}` (jax {meta['versions'].get('jax')}, XLA_FLAGS=`{meta['xla_flags']}`), "
-             f"by `python -m benchmarks.bench_conv_in_loop`; one Adam step of the MinAtar network, batch {BATCH}.", "",
-             "| convolution | step from Python | step inside fori_loop | in-loop speed-up vs XLA conv |",
-             "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['conv']} | {r['python_loop_ms']:.3f} ms | {r['fori_loop_ms']:.3f} ms "
-                     f"| {base / r['fori_loop_ms']:.2f}× |")
-    with open(os.path.join(args.out, "conv_in_loop.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    run(args.quick, args.out)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ and a table to ``jaxpruner.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import time
 
@@ -31,11 +29,10 @@ import jax.numpy as jnp
 import optax
 
 from algorithms.jaxpruner import api as jaxpruner
-from benchmarks.throughput import timed
-from core import cli
+from benchmarks import common
+from benchmarks.common import RESULTS, timed
 from core.networks import NetworkConfig, make_q_network
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 NETWORKS = {
     "minatar_dqn": (NetworkConfig(torso="minatar", head_hidden=128, channels_first=False), (10, 10, 4), 6),
     "nature_dqn": (NetworkConfig(torso="nature", head_hidden=512), (4, 84, 84), 6),
@@ -80,24 +77,21 @@ def measure(tx: optax.GradientTransformation, params, grads, *, iterations: int,
             "compile_s": compile_s, "iterations": iterations, "repeats": repeats}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
-    parser.add_argument("--out", default=RESULTS, help="results directory")
-    args = parser.parse_args()
-    device = jax.devices()[0].device_kind.replace(" ", "_")
-    stamp = datetime.date.today().isoformat()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"jaxpruner_{stamp}_{device}.jsonl")
-    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp}
+def run(quick: bool, out: str = RESULTS) -> list[dict]:
+    """Every measurement; JSON lines and ``jaxpruner.md`` in ``out``; suite rows back."""
+    path = common.results_path(out, "jaxpruner")
+    meta = common.meta()
     rows = []
-    for net in NETWORKS:
+    networks = ("minatar_dqn",) if quick else tuple(NETWORKS)
+    for net in networks:
         params = network_params(net)
         grads = jax.tree.map(lambda p: jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype), params)
         count = sum(p.size for p in jax.tree.leaves(params))
-        iterations, repeats = ((20, 3) if args.quick else (50, 5)) if net == "minatar_dqn" else ((4, 3) if args.quick else (10, 5))
+        iterations, repeats = ((20, 3) if quick else (50, 5)) if net == "minatar_dqn" else ((4, 3) if quick else (10, 5))
         variants = {"adam": optax.adam(1e-4)}
         for label, config in VARIANTS.items():
+            if quick and label not in ("magnitude", "magnitude@update", "rigl@update"):
+                continue
             updater = jaxpruner.create_updater_from_config(dict(sparsity=0.98, dist_type="erk", **config))
             variants[label] = updater.wrap_optax(optax.adam(1e-4))
         for label, tx in variants.items():
@@ -105,21 +99,35 @@ def main() -> None:
             result = {"network": net, "parameters": int(count), "variant": label,
                       **measure(tx, params, grads, iterations=iters, repeats=repeats)}
             rows.append(result)
-            with open(path, "a") as f:
-                f.write(json.dumps({**result, **meta}) + "\n")
-            print(net, label, {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
-    lines = [f"Measured {stamp} on `{device}` (jax {meta['versions'].get('jax')}), by `python -m benchmarks.bench_jaxpruner`"
-             f"{' --quick' if args.quick else ''}: one optimizer step (update + apply_updates, inside a jitted scan), "
-             "98% ERK sparsity, median of repeats (min–max).", "",
-             "| network | parameters | variant | ms / step | spread | × adam |", "|---|---:|---|---:|---|---:|"]
-    for net in NETWORKS:
+            common.append_jsonl(path, {**result, **meta})
+            print(net, label, common.rounded(result), flush=True)
+    table, suite = [], []
+    for net in networks:
         base = next(r for r in rows if r["network"] == net and r["variant"] == "adam")["step_ms"]
         for r in (r for r in rows if r["network"] == net):
-            lines.append(f"| {net} | {r['parameters']:,} | {r['variant']} | {r['step_ms']:.3f} | "
-                         f"{r['spread_ms'][0]:.3f}–{r['spread_ms'][1]:.3f} | {r['step_ms'] / base:.2f} |")
-    with open(os.path.join(args.out, "jaxpruner.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            table.append([net, f"{r['parameters']:,}", r["variant"], f"{r['step_ms']:.3f}",
+                          f"{r['spread_ms'][0]:.3f}–{r['spread_ms'][1]:.3f}", f"{r['step_ms'] / base:.2f}"])
+            if r["variant"] != "adam":
+                suite.append(common.measurement(
+                    "kernel", f"jaxpruner {r['variant']} step, {net}", r["step_ms"], "ms",
+                    config={"sparsity": 0.98, "parameters": r["parameters"]}, baseline="optax.adam step",
+                    baseline_value=base, higher_is_better=False))
+    text = (f"Measured {common.today()} on `{meta['device']}` (jax {meta['versions'].get('jax')}), by "
+            f"`python -m benchmarks.bench_jaxpruner{' --quick' if quick else ''}`: one optimizer step (update + "
+            "apply_updates, inside a jitted scan), 98% ERK sparsity, median of repeats (min–max).\n\n"
+            + common.markdown_table(["network", "parameters", "variant", "ms / step", "spread", "× adam"], table,
+                                    align="lrlrlr"))
+    common.write_text(os.path.join(out, "jaxpruner.md"), text)
+    print(text)
+    return suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
+    parser.add_argument("--out", default=RESULTS, help="results directory")
+    args = parser.parse_args()
+    run(args.quick, args.out)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ and a table to ``benchmarks/results/minigrid.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import time
 
@@ -26,11 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.throughput import timed
-from core import cli
+from benchmarks import common
+from benchmarks.common import RESULTS, timed
 from environments import minigrid
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ENV_IDS = ("MiniGrid-Empty-8x8-v0", "MiniGrid-DoorKey-8x8-v0")
 
 
@@ -96,41 +92,50 @@ def official_minigrid(env_id: str, steps: int, repeats: int) -> dict:
     return {**t, "steps_per_s": steps / t["median_s"], "num_envs": 1}
 
 
+def run(quick: bool, out: str = RESULTS) -> list[dict]:
+    """Every measurement; JSON lines and ``minigrid.md`` in ``out``; suite rows back."""
+    num_envs, steps, repeats = (256, 50, 3) if quick else (1024, 100, 5)
+    path = common.results_path(out, "minigrid")
+    meta = common.meta()
+    rows = []
+    for env_id in ENV_IDS:
+        for name, fn in (("jax", lambda: jax_minigrid(env_id, num_envs, steps, repeats)),
+                         ("envpool", lambda: envpool_minigrid(env_id, 16, 200 if quick else 1000, repeats)),
+                         ("official", lambda: official_minigrid(env_id, 300 if quick else 2000, repeats))):
+            try:
+                result = {"env_id": env_id, "implementation": name, **fn()}
+            except ImportError as error:  # the official package is optional
+                print(env_id, name, f"skipped: {error}", flush=True)
+                continue
+            rows.append(result)
+            common.append_jsonl(path, {**result, **meta})
+            print(env_id, name, f"{result['steps_per_s']:,.0f} steps/s", flush=True)
+    table, suite = [], []
+    for env_id in ENV_IDS:
+        found = {r["implementation"]: r for r in rows if r["env_id"] == env_id}
+        j, e, o = found["jax"], found["envpool"], found.get("official")
+        table.append([env_id, f"{j['steps_per_s']:,.0f} (N = {j['num_envs']})", f"{e['steps_per_s']:,.0f}",
+                      common.fmt(o and o["steps_per_s"]), f"{j['steps_per_s'] / e['steps_per_s']:.1f}×",
+                      f"{j['steps_per_s'] / o['steps_per_s']:.0f}×" if o else "—", f"{j['compile_s']:.1f} s"])
+        suite.append(common.measurement("raw_env", f"{env_id} (JAX Minigrid, jit+vmap)", j["steps_per_s"], "steps/s",
+                                        config={"num_envs": j["num_envs"]}, baseline="envpool C++, 16 envs",
+                                        baseline_value=e["steps_per_s"]))
+    text = (f"Measured {common.today()} on `{meta['device']}` ({os.cpu_count()} cores, jax {meta['versions'].get('jax')}) "
+            f"by `python -m benchmarks.bench_minigrid{' --quick' if quick else ''}`; random actions.\n\n"
+            + common.markdown_table(["environment", "JAX Minigrid (N vmapped, one jit)", "envpool C++ (16 envs, 2 threads)",
+                                     "official (1 env)", "JAX / envpool", "JAX / official", "JAX compile"], table,
+                                    align="lrrrrrr"))
+    common.write_text(os.path.join(out, "minigrid.md"), text)
+    print(text)
+    return suite
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer environments, steps and repeats")
     parser.add_argument("--out", default=RESULTS, help="results directory")
     args = parser.parse_args()
-    num_envs, steps, repeats = (256, 50, 3) if args.quick else (1024, 100, 5)
-    device = jax.devices()[0].device_kind.replace(" ", "_")
-    stamp = datetime.date.today().isoformat()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"minigrid_{stamp}_{device}.jsonl")
-    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp,
-            "cpu_count": os.cpu_count()}
-    rows = []
-    for env_id in ENV_IDS:
-        for name, fn in (("jax", lambda: jax_minigrid(env_id, num_envs, steps, repeats)),
-                         ("envpool", lambda: envpool_minigrid(env_id, 16, 200 if args.quick else 1000, repeats)),
-                         ("official", lambda: official_minigrid(env_id, 300 if args.quick else 2000, repeats))):
-            result = {"env_id": env_id, "implementation": name, **fn()}
-            rows.append(result)
-            with open(path, "a") as f:
-                f.write(json.dumps({**result, **meta}) + "\n")
-            print(env_id, name, f"{result['steps_per_s']:,.0f} steps/s", flush=True)
-    lines = [f"Measured {stamp} on `{device}` ({os.cpu_count()} cores, jax {meta['versions'].get('jax')}) by "
-             f"`python -m benchmarks.bench_minigrid{' --quick' if args.quick else ''}`; random actions.", "",
-             "| environment | JAX Minigrid (N vmapped, one jit) | envpool C++ (16 envs, 2 threads) | official (1 env) "
-             "| JAX / envpool | JAX / official | JAX compile |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for env_id in ENV_IDS:
-        j, e, o = (next(r for r in rows if r["env_id"] == env_id and r["implementation"] == n)
-                   for n in ("jax", "envpool", "official"))
-        lines.append(f"| {env_id} | {j['steps_per_s']:,.0f} (N = {j['num_envs']}) | {e['steps_per_s']:,.0f} "
-                     f"| {o['steps_per_s']:,.0f} | {j['steps_per_s'] / e['steps_per_s']:.1f}× "
-                     f"| {j['steps_per_s'] / o['steps_per_s']:.0f}× | {j['compile_s']:.1f} s |")
-    with open(os.path.join(args.out, "minigrid.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    run(args.quick, args.out)
 
 
 if __name__ == "__main__":

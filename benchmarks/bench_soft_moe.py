@@ -19,8 +19,6 @@ timing the jitted forward pass and the jitted value-and-grad of the summed outpu
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import time
 
@@ -28,10 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from algorithms.soft_moe import moe
-from benchmarks.throughput import timed
-from core import cli
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks import common
+from benchmarks.common import RESULTS, timed
 BATCH, SIDE, CHANNELS, UNITS = 32, 11, 64, 512
 TOKENS = SIDE * SIDE
 
@@ -85,41 +81,48 @@ def measure(params, apply, features, *, iterations: int, repeats: int) -> dict:
             "parameters": int(count), "compile_s": compile_s, "repeats": repeats, "iterations": iterations}
 
 
+def run(quick: bool, out: str = RESULTS) -> list[dict]:
+    """Every measurement; JSON lines and ``soft_moe.md`` in ``out``; suite rows back."""
+    iterations, repeats = (5, 3) if quick else (20, 5)
+    experts_list = (1, 4) if quick else (1, 2, 4, 8)
+    path = common.results_path(out, "soft_moe")
+    meta = common.meta(shapes={"batch": BATCH, "tokens": TOKENS, "channels": CHANNELS, "units": UNITS})
+    features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, SIDE, SIDE, CHANNELS))
+    rows = []
+    for experts in experts_list:
+        for name, build in (("soft_moe", soft_moe_layer), ("dense_wide", dense_wide_layer)):
+            params, apply, info = build(experts, jax.random.PRNGKey(experts))
+            result = {"layer": name, **info, **measure(params, apply, features, iterations=iterations, repeats=repeats)}
+            rows.append(result)
+            common.append_jsonl(path, {**result, **meta})
+            print(name, experts, common.rounded(result, 3), flush=True)
+    table, suite = [], []
+    for experts in experts_list:
+        s = next(r for r in rows if r["layer"] == "soft_moe" and r["experts"] == experts)
+        d = next(r for r in rows if r["layer"] == "dense_wide" and r["width"] == UNITS * experts)
+        table.append([experts, f"{s['forward_ms']:.2f} ms", f"{s['forward_backward_ms']:.2f} ms", f"{s['parameters']:,}",
+                      f"{d['forward_ms']:.2f} ms", f"{d['forward_backward_ms']:.2f} ms", f"{d['parameters']:,}",
+                      f"{s['forward_backward_ms'] / d['forward_backward_ms']:.2f}"])
+        suite.append(common.measurement(
+            "kernel", f"soft_moe layer, {experts} experts (fwd+bwd)", s["forward_backward_ms"], "ms",
+            config={"batch": BATCH, "tokens": TOKENS, "experts": experts}, baseline=f"dense {UNITS}·E layer",
+            baseline_value=d["forward_backward_ms"], higher_is_better=False))
+    text = (f"Measured {common.today()} on `{meta['device']}` (jax {meta['versions'].get('jax')}), by "
+            f"`python -m benchmarks.bench_soft_moe{' --quick' if quick else ''}`; batch {BATCH}, PerConv tokens "
+            f"{TOKENS}×{CHANNELS}, {UNITS} units.\n\n" + common.markdown_table(
+                ["experts", "Soft MoE fwd", "Soft MoE fwd+bwd", "params", "dense 512·E fwd", "dense fwd+bwd", "params",
+                 "fwd+bwd ratio"], table))
+    common.write_text(os.path.join(out, "soft_moe.md"), text)
+    print(text)
+    return suite
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
     parser.add_argument("--out", default=RESULTS, help="results directory")
     args = parser.parse_args()
-    iterations, repeats = (5, 3) if args.quick else (20, 5)
-    device = jax.devices()[0].device_kind.replace(" ", "_")
-    stamp = datetime.date.today().isoformat()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"soft_moe_{stamp}_{device}.jsonl")
-    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp,
-            "shapes": {"batch": BATCH, "tokens": TOKENS, "channels": CHANNELS, "units": UNITS}}
-    features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, SIDE, SIDE, CHANNELS))
-    rows = []
-    for experts in (1, 2, 4, 8):
-        for name, build in (("soft_moe", soft_moe_layer), ("dense_wide", dense_wide_layer)):
-            params, apply, info = build(experts, jax.random.PRNGKey(experts))
-            result = {"layer": name, **info, **measure(params, apply, features, iterations=iterations, repeats=repeats)}
-            rows.append(result)
-            with open(path, "a") as f:
-                f.write(json.dumps({**result, **meta}) + "\n")
-            print(name, experts, {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
-    lines = [f"Measured {stamp} on `{device}` (jax {meta['versions'].get('jax')}), by `python -m benchmarks.bench_soft_moe`; "
-             f"batch {BATCH}, PerConv tokens {TOKENS}×{CHANNELS}, {UNITS} units.", "",
-             "| experts | Soft MoE fwd | Soft MoE fwd+bwd | params | dense 512·E fwd | dense fwd+bwd | params | fwd+bwd ratio |",
-             "|---|---|---|---|---|---|---|---|"]
-    for experts in (1, 2, 4, 8):
-        s = next(r for r in rows if r["layer"] == "soft_moe" and r["experts"] == experts)
-        d = next(r for r in rows if r["layer"] == "dense_wide" and r["width"] == UNITS * experts)
-        lines.append(f"| {experts} | {s['forward_ms']:.2f} ms | {s['forward_backward_ms']:.2f} ms | {s['parameters']:,} "
-                     f"| {d['forward_ms']:.2f} ms | {d['forward_backward_ms']:.2f} ms | {d['parameters']:,} "
-                     f"| {s['forward_backward_ms'] / d['forward_backward_ms']:.2f} |")
-    with open(os.path.join(args.out, "soft_moe.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    run(args.quick, args.out)
 
 
 if __name__ == "__main__":

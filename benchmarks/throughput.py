@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
 import os
 import statistics
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,20 +31,9 @@ import numpy as np
 
 import environments
 from algorithms.dqn import train as dqn
-from core import cli, replay
+from benchmarks import common
+from benchmarks.common import RESULTS, timed  # noqa: F401  (timed re-exported for older callers)
 from core.types import Transition
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def timed(fn: Callable[[], object], *, repeats: int) -> dict:
-    """Median and spread of ``repeats`` timings of ``fn`` (which must block)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
 
 
 def raw_envpool(env_id: str, steps: int, repeats: int, protocol=None) -> dict:
@@ -202,63 +188,81 @@ def jax_loop_vs_python(cfg: dqn.Config, chunks: int, python_steps: int) -> dict:
             "num_envs": cfg.num_envs, "train_every": cfg.train_every, "chunk_steps": cfg.log_every}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (CPU smoke run)")
-    parser.add_argument("--out", default=RESULTS, help="results directory")
-    args = parser.parse_args()
-    reps = 2 if args.quick else 5
-    device = jax.devices()[0].device_kind.replace(" ", "_")
-    stamp = datetime.date.today().isoformat()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"throughput_{stamp}_{device}.jsonl")
-    meta = {"versions": cli.versions(), "git_sha": cli.git_sha(), "device": device, "date": stamp}
+def run(quick: bool, out: str = RESULTS) -> list[dict]:
+    """Every measurement of this module; JSON lines and ``throughput.md`` in ``out``; suite rows back."""
+    reps = 2 if quick else 5
+    path = common.results_path(out, "throughput")
+    meta = common.meta()
     rows = []
 
     def record(name, shapes, result):
         line = {"benchmark": name, "shapes": shapes, **result, **meta}
         rows.append(line)
-        with open(path, "a") as f:
-            f.write(json.dumps(line) + "\n")
-        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
-        print(name, shapes, shown, flush=True)
+        common.append_jsonl(path, line)
+        print(name, shapes, common.rounded(result), flush=True)
 
-    record("raw_env/CartPole-v1", {"num_envs": 1}, raw_envpool("CartPole-v1", 20_000, reps))
+    record("raw_env/CartPole-v1", {"num_envs": 1}, raw_envpool("CartPole-v1", 5_000 if quick else 20_000, reps))
     record("raw_env/Pong-v5", {"num_envs": 1, "protocol": "atari200m"},
-           raw_envpool("Pong-v5", 1_000 if args.quick else 3_000, reps, protocol="atari200m"))
+           raw_envpool("Pong-v5", 500 if quick else 3_000, reps, protocol="atari200m"))
     record("raw_env/Breakout-MinAtar", {"num_envs": 256, "scan": 1000},
-           raw_minatar("Breakout-MinAtar", 256, 1000, reps))
+           raw_minatar("Breakout-MinAtar", 256, 200 if quick else 1000, reps))
 
     paper = dqn.PRESETS["paper"][1]
     cpu = dqn.PRESETS["cpu"][1]
     record("learner/nature_cnn", {"batch": 32, "obs": [4, 84, 84]},
-           learner_alone(paper, "Pong-v5", 10 if args.quick else 30, reps))
+           learner_alone(paper, "Pong-v5", 5 if quick else 30, reps))
     record("learner/minatar_cnn", {"batch": 32, "obs": [10, 10, 4]},
-           learner_alone(cpu, "Breakout-MinAtar", 200 if args.quick else 500, reps))
+           learner_alone(cpu, "Breakout-MinAtar", 100 if quick else 500, reps))
 
     cartpole = dataclasses.replace(dqn.PRESETS["cartpole"][1], learning_starts=1_000, log_every=2_000,
                                    progress=False)
     record("dqn_host_loop/CartPole-v1", {"num_envs": 1, "batch": cartpole.batch_size},
            host_loop(cartpole, chunks=reps))
-    pong = dataclasses.replace(paper, buffer_size=20_000, learning_starts=400, log_every=200 if args.quick else 400,
-                               checkpoint_every=1_000_000, progress=False)
-    record("dqn_host_loop/Pong-v5", {"num_envs": 1, "batch": 32, "train_every": 4},
-           host_loop(pong, chunks=2 if args.quick else 3))
+    if not quick:  # the Nature-CNN loop: ~1 min of updates
+        pong = dataclasses.replace(paper, buffer_size=20_000, learning_starts=400, log_every=400,
+                                   checkpoint_every=1_000_000, progress=False)
+        record("dqn_host_loop/Pong-v5", {"num_envs": 1, "batch": 32, "train_every": 4}, host_loop(pong, chunks=3))
     minatar = dataclasses.replace(cpu, learning_starts=1_000, log_every=2_000, buffer_size=20_000, train_every=1,
                                   progress=False)
     record("dqn_jit_loop_vs_python/Breakout-MinAtar", {"num_envs": 1, "batch": 32, "train_every": 1},
-           jax_loop_vs_python(minatar, chunks=reps, python_steps=1_000))
+           jax_loop_vs_python(minatar, chunks=reps, python_steps=300 if quick else 1_000))
     minatar_vec = dataclasses.replace(minatar, num_envs=16, train_every=16, log_every=16_000)
-    record("dqn_jit_loop_vs_python/Breakout-MinAtar", {"num_envs": 16, "batch": 32, "train_every": 16},
-           jax_loop_vs_python(minatar_vec, chunks=reps, python_steps=500))
-    write_table(rows, os.path.join(args.out, "throughput.md"))
+    if not quick:
+        record("dqn_jit_loop_vs_python/Breakout-MinAtar", {"num_envs": 16, "batch": 32, "train_every": 16},
+               jax_loop_vs_python(minatar_vec, chunks=reps, python_steps=500))
+    write_table(rows, os.path.join(out, "throughput.md"), quick=quick)
     print(f"results: {path}")
+    return [suite_row(r) for r in rows]
 
 
-def write_table(rows: list[dict], out_path: str) -> None:
+def suite_row(r: dict) -> dict:
+    """One of this module's results as a :func:`benchmarks.common.measurement`."""
+    name, shapes = r["benchmark"], r["shapes"]
+    if name.startswith("raw_env"):
+        return common.measurement("raw_env", name.split("/", 1)[1] + " (throughput.py)", r["steps_per_s"], "steps/s",
+                                  config=shapes)
+    if name.startswith("learner"):
+        return common.measurement("learner", name, r["updates_per_s"], "updates/s", config=shapes)
+    if name.startswith("dqn_host_loop"):
+        base = r["env_s_per_step"] + r["agent_s_per_step"]
+        return common.measurement("loop_overhead", name, r["loop_steps_per_s"], "steps/s", config=shapes,
+                                  baseline="raw env + agent step alone", baseline_value=1.0 / base)
+    return common.measurement("loop_overhead", name + " (jitted scan)", r["jit_steps_per_s"], "steps/s", config=shapes,
+                              baseline="same agent, Python-driven loop", baseline_value=r["python_steps_per_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (CPU smoke run)")
+    parser.add_argument("--out", default=RESULTS, help="results directory")
+    args = parser.parse_args()
+    run(args.quick, args.out)
+
+
+def write_table(rows: list[dict], out_path: str, *, quick: bool = False) -> None:
     device = rows[0]["device"]
     lines = [f"Measured {rows[0]['date']} on `{device}` (jax {rows[0]['versions']['jax']}), "
-             "by `python -m benchmarks.throughput`.", "",
+             f"by `python -m benchmarks.throughput{' --quick' if quick else ''}`.", "",
              "| benchmark | shapes | result | baseline (same run) | ratio |", "|---|---|---|---|---|"]
     for r in rows:
         shapes = ", ".join(f"{k}={v}" for k, v in r["shapes"].items())
@@ -276,8 +280,7 @@ def write_table(rows: list[dict], out_path: str) -> None:
         else:
             lines.append(f"| {name} | {shapes} | jitted loop {r['jit_steps_per_s']:,.0f} steps/s "
                          f"| Python-driven loop {r['python_steps_per_s']:,.0f} steps/s | {r['speedup']:.1f}× (target ≥ 10×) |")
-    with open(out_path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    common.write_text(out_path, "\n".join(lines))
 
 
 if __name__ == "__main__":
