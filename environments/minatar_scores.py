@@ -22,3 +22,28 @@ def normalized_score(env_id: str, returns) -> np.ndarray:
     if env_id not in RANDOM:
         raise KeyError(f"no MinAtar reference returns for {env_id!r}; known: {sorted(RANDOM)}")
     return (np.asarray(returns, np.float64) - RANDOM[env_id]) / (REFERENCE[env_id] - RANDOM[env_id])
+
+
+def aggregate(per_game, *, reps: int = 10_000, seed: int = 0) -> dict:
+    """IQM and mean of normalised scores over games, with 95% stratified-bootstrap CIs.
+
+    ``per_game`` maps each game to its per-seed final returns; every game is truncated to the
+    smallest seed count (``runs``) so that the score matrix is rectangular ``[runs, games]``.
+    Returns ``{"runs", "iqm": [point, lower, upper], "mean": [point, lower, upper]}``.
+    """
+    from core import stats
+
+    games = list(per_game)
+    runs = min(len(per_game[g]) for g in games)
+    matrix = np.stack([normalized_score(g, list(per_game[g])[:runs]) for g in games], axis=1)  # [R, M]
+    out = {"runs": runs}
+    for name, fn in (("iqm", stats.aggregate_iqm), ("mean", stats.aggregate_mean)):
+        ci = stats.stratified_bootstrap(matrix, fn, rng=seed, reps=reps)
+        out[name] = [float(ci.point), float(ci.lower), float(ci.upper)]
+    return out
+
+
+def format_interval(interval) -> str:
+    """``point [lower, upper]`` with three decimals."""
+    point, lower, upper = interval
+    return f"{point:.3f} [{lower:.3f}, {upper:.3f}]"

@@ -27,7 +27,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import aggregate, cli, grid, stats
+from core import aggregate, cli, grid
+from algorithms.jaxpruner.train import PRESETS
 from environments import minatar_scores
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,20 +83,17 @@ def report(args) -> int:
                  "per_game": {g: [r.score for r in runs[g]] for g in runs}}
         cells = "— | — | —"
         if common:
-            n = min(len(runs[g]) for g in common)
-            matrix = np.stack([minatar_scores.normalized_score(g, [r.score for r in runs[g][:n]]) for g in common],
-                              axis=1)  # [R, M]
-            iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
-            mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
-            entry.update(runs_per_game=n, iqm=[float(iqm.point), float(iqm.lower), float(iqm.upper)],
-                         mean=[float(mean.point), float(mean.lower), float(mean.upper)])
-            cells = (f"{iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] | "
-                     f"{mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {n}")
+            scores = minatar_scores.aggregate({g: [r.score for r in runs[g]] for g in common}, reps=args.reps,
+                                              seed=args.seed)
+            entry.update(runs_per_game=scores["runs"], iqm=scores["iqm"], mean=scores["mean"])
+            cells = (f"{minatar_scores.format_interval(scores['iqm'])} | "
+                     f"{minatar_scores.format_interval(scores['mean'])} | {scores['runs']}")
         summary[label] = entry
         rows.append(f"| {label} | {100 * np.mean(sparsity):.1f}% | {cells} | {np.mean(wall):.0f} s |")
+    cfg = PRESETS["cpu"][1]
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
-             "DQN on MinAtar, the `cpu` preset of `algorithms.jaxpruner.train` (10k environment steps, 2,250 gradient "
-             "steps); target sparsity 98% (ERK). Sparsity: share of zero weights among the prunable (≥ 2-D) "
+             f"DQN on MinAtar, the `cpu` preset of `algorithms.jaxpruner.train` ({cfg.total_steps // 1000}k environment "
+             f"steps, {cfg.total_updates:,} gradient steps); target sparsity 98% (ERK). Sparsity: share of zero weights among the prunable (≥ 2-D) "
              "parameters of the online network at the end. Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k "
              f"steps; IQM and mean over the games every condition has finished ({', '.join(common) or 'none'}), "
              f"with 95% stratified-bootstrap CIs ({args.reps:,} replicates). Wall: mean per run, on 2 CPU cores "
@@ -114,13 +112,13 @@ def report(args) -> int:
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     cli.write_json(prefix + ".json", {"command": command, "common_games": common, "summary": summary})
-    _plot(summary, games, prefix + ".png")
+    _plot(summary, games, prefix + ".png", cfg.total_steps)
     print("\n".join(lines))
     print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png")
     return 0
 
 
-def _plot(summary: dict, games, path: str) -> None:
+def _plot(summary: dict, games, path: str, total_steps: int) -> None:
     """Per game: final return of every condition (mean over seeds, ± std, seeds as dots)."""
     import matplotlib
 
@@ -142,7 +140,7 @@ def _plot(summary: dict, games, path: str) -> None:
         ax.set_title(game, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("final greedy return")
-    fig.suptitle("DQN on MinAtar at 98% sparsity (10k steps): final return per condition", fontsize=10)
+    fig.suptitle(f"DQN on MinAtar at 98% sparsity ({total_steps // 1000}k steps): final return per condition", fontsize=10)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 

@@ -119,10 +119,10 @@ PRESETS = {
                update_freq=25),
     ),
     "cpu": (
-        "Sparse DQN on MinAtar (the DQN cpu preset, replay ratio 1/4) at 98% ERK sparsity, 10k steps "
-        "(2,250 gradient steps), one greedy evaluation at the end; pick the algorithm with --pruner.",
-        Config(**_dqn("cpu", total_steps=10_000, eps_decay_steps=4_000, eval_every=10_000, log_every=2_500,
-                      checkpoint_every=5_000, out_dir="runs/jaxpruner_minatar"), update_freq=100),
+        "Sparse DQN on MinAtar (the DQN cpu preset, replay ratio 1/4) at 98% ERK sparsity, 30k steps "
+        "(7,250 gradient steps), greedy evaluations every 10k steps; pick the algorithm with --pruner.",
+        Config(**_dqn("cpu", total_steps=30_000, eval_every=10_000, log_every=2_500,
+                      checkpoint_every=15_000, out_dir="runs/jaxpruner_minatar"), update_freq=100),
     ),
     "cpu_der": (
         "Sparse Rainbow on MinAtar (the Rainbow cpu preset) at 98% ERK sparsity, 20k steps.",

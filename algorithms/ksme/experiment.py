@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import aggregate, cli, grid, stats
+from core import aggregate, cli, grid
 from environments import minatar_scores
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,15 +57,11 @@ def report(args) -> int:
     rows, summary = [], {}
     for label in labels:
         per_game = result["per_label"][label]["per_game"]
-        runs = min(g["n"] for g in per_game.values())
-        matrix = np.stack([minatar_scores.normalized_score(env, per_game[env]["scores"][:runs]) for env in envs],
-                          axis=1)  # [R, M]
-        iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
-        mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
-        summary[label] = {"runs_per_game": runs, "iqm": [float(iqm.point), float(iqm.lower), float(iqm.upper)],
-                          "mean": [float(mean.point), float(mean.lower), float(mean.upper)]}
-        rows.append(f"| {label} | {iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] "
-                    f"| {mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {runs} |")
+        scores = minatar_scores.aggregate({env: per_game[env]["scores"] for env in envs}, reps=args.reps,
+                                          seed=args.seed)
+        summary[label] = {"runs_per_game": scores["runs"], "iqm": scores["iqm"], "mean": scores["mean"]}
+        rows.append(f"| {label} | {minatar_scores.format_interval(scores['iqm'])} "
+                    f"| {minatar_scores.format_interval(scores['mean'])} | {scores['runs']} |")
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
              f"Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k steps; {len(envs)} games; "
              f"95% stratified-bootstrap CIs ({args.reps:,} replicates).", "",

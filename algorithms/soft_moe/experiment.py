@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import aggregate, cli, grid, stats
+from core import aggregate, cli, grid
 from environments import minatar_scores
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,8 +45,6 @@ def run(args) -> int:
                          jobs=args.jobs, timeout_s=args.timeout_s, dry_run=args.dry_run)
 
 
-normalized = minatar_scores.normalized_score
-
 
 def report(args) -> int:
     names = grid.finished_conditions(args.out_root, list(conditions()), GAMES)
@@ -60,20 +58,17 @@ def report(args) -> int:
     rows, summary = [], {}
     for name in names:
         per_game = result["per_label"][name]["per_game"]
-        runs = min(g["n"] for g in per_game.values())
-        matrix = np.stack([normalized(env, per_game[env]["scores"][:runs]) for env in envs], axis=1)  # [R, M]
-        iqm = stats.stratified_bootstrap(matrix, stats.aggregate_iqm, rng=args.seed, reps=args.reps)
-        mean = stats.stratified_bootstrap(matrix, stats.aggregate_mean, rng=args.seed, reps=args.reps)
+        scores = minatar_scores.aggregate({env: per_game[env]["scores"] for env in envs}, reps=args.reps,
+                                          seed=args.seed)
+        runs = scores["runs"]
         dormant = [aggregate.final_metric(d, "dormant_fraction") for g in per_game.values() for d in g["run_dirs"]]
         moe, experts = name.rsplit("_", 1)
         summary[name] = {"moe": moe, "experts": int(experts), "runs_per_game": runs,
-                         "iqm": [float(iqm.point), float(iqm.lower), float(iqm.upper)],
-                         "mean": [float(mean.point), float(mean.lower), float(mean.upper)],
+                         "iqm": scores["iqm"], "mean": scores["mean"],
                          "dormant_fraction": float(np.mean(dormant))}
         label = next(k for k, v in VARIANTS.items() if v == moe)
-        rows.append(f"| {label} | {experts} | {iqm.point:.3f} [{iqm.lower:.3f}, {iqm.upper:.3f}] "
-                    f"| {mean.point:.3f} [{mean.lower:.3f}, {mean.upper:.3f}] | {100 * np.mean(dormant):.1f}% "
-                    f"| {runs} |")
+        rows.append(f"| {label} | {experts} | {minatar_scores.format_interval(scores['iqm'])} "
+                    f"| {minatar_scores.format_interval(scores['mean'])} | {100 * np.mean(dormant):.1f}% | {runs} |")
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
              f"Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k steps; {len(envs)} games; "
              f"95% stratified-bootstrap CIs ({args.reps:,} replicates). Dormant: share of penultimate units "

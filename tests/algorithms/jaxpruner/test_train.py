@@ -35,7 +35,7 @@ def test_sparse_training_starts_sparse_with_masks_in_the_optimizer_state():
 
 def test_schedule_steps_follow_the_fractions_of_the_gradient_steps():
     cfg = train.PRESETS["cpu"][1]
-    assert cfg.total_updates == (10_000 - 1_000) // 4
+    assert cfg.total_updates == (30_000 - 1_000) // 4
     config = cfg.sparsity_config
     assert config["update_start_step"] == round(0.2 * cfg.total_updates)
     assert config["update_end_step"] == round(0.8 * cfg.total_updates)
