@@ -5,8 +5,8 @@
 dynamics, ``envs.py`` for the layout generators.
 """
 from environments.minigrid.core import (ACTIONS, COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX, Observation, State,
-                                        StepOutput)
+                                        StepOutput, Task)
 from environments.minigrid.envs import ENV_IDS, Layout, MiniGrid, detokenize, make, tokenize
 
 __all__ = ["ACTIONS", "COLOR_TO_IDX", "ENV_IDS", "Layout", "MiniGrid", "OBJECT_TO_IDX", "Observation", "STATE_TO_IDX",
-           "State", "StepOutput", "detokenize", "make", "tokenize"]
+           "State", "StepOutput", "Task", "detokenize", "make", "tokenize"]

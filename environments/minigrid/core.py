@@ -52,6 +52,41 @@ def cell(kind: str, color: str = "grey", state: str | int = 0) -> np.ndarray:
     return np.array([OBJECT_TO_IDX[kind], COLOR_TO_IDX[color], state], np.uint8)
 
 
+class Task(NamedTuple):
+    """Environment-specific state that a family's success rule reads (fields a family does not use stay zero).
+
+    The official environments keep these as attributes set in ``_gen_grid`` (``target_pos``,
+    ``obj``, ``success_pos``, ``obstacles``, ...); here they travel in the state pytree.
+    """
+
+    target_pos: Array  # [2] int32 GoToDoor/GoToObject/PutNear target cell; Memory: the success cell
+    other_pos: Array  # [2] int32 Memory: the failure cell
+    target: Array  # [3] uint8 the object to pick up (KeyCorridor, *UnlockPickup, Fetch) or to move (PutNear)
+    obstacles: Array  # [K, 2] int32 Dynamic-Obstacles ball positions (K = 0 elsewhere)
+    rng: Array  # [2] uint32 PRNG key of the stochastic dynamics (the obstacles' moves); unused elsewhere
+
+
+def new_task(*, target_pos=(0, 0), other_pos=(0, 0), target=None, obstacles=None, num_obstacles: int = 0,
+             rng=None) -> Task:
+    """A :class:`Task` with the given fields, zeros elsewhere."""
+    return Task(target_pos=jnp.asarray(target_pos, jnp.int32), other_pos=jnp.asarray(other_pos, jnp.int32),
+                target=jnp.zeros(3, jnp.uint8) if target is None else jnp.asarray(target, jnp.uint8),
+                obstacles=(jnp.zeros((num_obstacles, 2), jnp.int32) if obstacles is None
+                           else jnp.asarray(obstacles, jnp.int32).reshape(-1, 2)),
+                rng=jnp.zeros(2, jnp.uint32) if rng is None else jnp.asarray(rng, jnp.uint32))
+
+
+class Layout(NamedTuple):
+    """A freshly generated world (the official ``_gen_grid`` result)."""
+
+    grid: Array  # [W, H, 3] uint8
+    box_contents: Array  # [W, H, 3] uint8
+    agent_pos: Array  # [2] int32
+    agent_dir: Array  # [] int32
+    mission: Array  # [L] int32
+    task: Task | None = None  # the family's success-rule state; None = zeros (families without one)
+
+
 class State(NamedTuple):
     """One Minigrid episode in progress."""
 
@@ -63,6 +98,7 @@ class State(NamedTuple):
     carrying_contents: Array  # [3] uint8 the carried box's contents
     step_count: Array  # [] int32 steps taken in this episode
     mission: Array  # [L] int32 token ids of the mission string (environments.minigrid.missions)
+    task: Task  # environment-specific state of the success rule (targets, obstacles)
 
 
 class Observation(NamedTuple):
@@ -121,8 +157,66 @@ def put(grid: Array, x, y, obj) -> Array:
     return grid.at[x, y].set(jnp.asarray(obj, grid.dtype))
 
 
-def sample_free_cell(key: Array, grid: Array, *, top=(0, 0), size=None, exclude=None) -> Array:
-    """``[2]`` a uniformly random empty cell in the rectangle ``top``, ``size`` (``place_obj``).
+def sample_cell(u: Array, mask: Array) -> Array:
+    """Index (``[mask.ndim]`` int32) of a uniformly random True entry of ``mask``, row-major.
+
+    ``u`` (``[]``) is a uniform draw in [0, 1); the r-th True entry for r = ⌊u·count⌋ is
+    the distribution of the official rejection samplers (uniform proposals, rejected until
+    one passes) in one step. An all-False mask gives index 0 (the official sampler would
+    loop or raise there).
+    """
+    flat = mask.reshape(-1)
+    count = jnp.sum(flat)
+    r = jnp.floor(u * count).astype(jnp.int32)
+    index = jnp.argmax(jnp.cumsum(flat) > r)
+    return jnp.stack(jnp.unravel_index(index, mask.shape)).astype(jnp.int32)
+
+
+class Uniforms:
+    """A layout's random numbers: one ``jax.random.uniform`` draw, consumed in order while tracing.
+
+    One draw of ``count`` values compiles far faster than one ``randint``/``split`` per
+    choice (each threefry call is compiled separately), and makes every choice a
+    function of one uniform: ``randint`` is ⌊low + u·(high − low)⌋, ``cell`` the r-th free
+    cell (:func:`sample_cell`), ``permutation`` the argsort of fresh uniforms.
+    """
+
+    def __init__(self, key: Array, count: int = 64):
+        self._u = jax.random.uniform(key, (count,))
+        self._next = 0
+
+    def uniform(self) -> Array:
+        if self._next >= self._u.shape[0]:
+            raise ValueError(f"Uniforms: all {self._u.shape[0]} draws used; ask for more")
+        self._next += 1
+        return self._u[self._next - 1]
+
+    def randint(self, low, high) -> Array:
+        """``[]`` int32 uniform in {low, …, high − 1} (bounds may be traced)."""
+        span = jnp.asarray(high) - jnp.asarray(low)
+        return (low + jnp.minimum(jnp.floor(self.uniform() * span).astype(jnp.int32), span - 1)).astype(jnp.int32)
+
+    def cell(self, mask: Array) -> Array:
+        return sample_cell(self.uniform(), mask)
+
+    def free_cell(self, grid: Array, **kwargs) -> Array:
+        return sample_free_cell(self.uniform(), grid, **kwargs)
+
+    def permutation(self, n: int) -> Array:
+        """``[n]`` int32 a uniformly random permutation of 0..n−1."""
+        return jnp.argsort(jnp.stack([self.uniform() for _ in range(n)])).astype(jnp.int32)
+
+
+def rect_mask(shape, top, size) -> Array:
+    """``[W, H]`` bool: cells of the rectangle ``top``, ``size`` (both may be traced), clipped as ``place_obj`` clips."""
+    width, height = shape
+    xs, ys = jnp.arange(width)[:, None], jnp.arange(height)[None, :]
+    x0, y0 = jnp.maximum(top[0], 0), jnp.maximum(top[1], 0)
+    return (xs >= x0) & (xs < jnp.minimum(x0 + size[0], width)) & (ys >= y0) & (ys < jnp.minimum(y0 + size[1], height))
+
+
+def sample_free_cell(u: Array, grid: Array, *, top=(0, 0), size=None, exclude=None) -> Array:
+    """``[2]`` a uniformly random empty cell in the rectangle ``top``, ``size`` (``place_obj``); ``u`` uniform in [0, 1).
 
     The official generator samples positions uniformly in the rectangle and rejects occupied
     cells and the agent's cell: the accepted position is uniform over the free cells, which
@@ -130,22 +224,15 @@ def sample_free_cell(key: Array, grid: Array, *, top=(0, 0), size=None, exclude=
     """
     width, height = grid.shape[:2]
     size = (width, height) if size is None else size
-    xs, ys = jnp.arange(width)[:, None], jnp.arange(height)[None, :]
-    x0, y0 = jnp.maximum(top[0], 0), jnp.maximum(top[1], 0)
-    inside = (xs >= x0) & (xs < jnp.minimum(x0 + size[0], width)) & (ys >= y0) & (ys < jnp.minimum(y0 + size[1], height))
-    free = inside & (grid[..., 0] == EMPTY)
+    free = rect_mask((width, height), top, size) & (grid[..., 0] == EMPTY)
     if exclude is not None:
+        xs, ys = jnp.arange(width)[:, None], jnp.arange(height)[None, :]
         free = free & ~((xs == exclude[0]) & (ys == exclude[1]))
-    # The r-th free cell (row-major over [x, y]) for r uniform in {0, ..., count − 1}: one draw.
-    free = free.reshape(-1)
-    count = jnp.sum(free)
-    r = jnp.floor(jax.random.uniform(key) * count).astype(jnp.int32)
-    flat = jnp.argmax(jnp.cumsum(free) > r)
-    return jnp.stack([flat // height, flat % height]).astype(jnp.int32)
+    return sample_cell(u, free)
 
 
 def new_state(grid, agent_pos, agent_dir, mission, *, box_contents=None, carrying=None,
-              carrying_contents=None) -> State:
+              carrying_contents=None, task: Task | None = None) -> State:
     """A fresh :class:`State` (step 0) from a layout; missing pieces are empty."""
     grid = jnp.asarray(grid, jnp.uint8)
     empty = jnp.asarray(EMPTY_CELL)
@@ -158,6 +245,7 @@ def new_state(grid, agent_pos, agent_dir, mission, *, box_contents=None, carryin
         carrying_contents=empty if carrying_contents is None else jnp.asarray(carrying_contents, jnp.uint8),
         step_count=jnp.zeros((), jnp.int32),
         mission=jnp.asarray(mission, jnp.int32),
+        task=new_task() if task is None else task,
     )
 
 
@@ -278,12 +366,15 @@ def visibility(view: Array) -> Array:
     size = view.shape[0]
     transparent = see_behind(view)
     mask = jnp.zeros((size, size), bool).at[size // 2, size - 1].set(True)
-    for j in reversed(range(size)):
+
+    def row_step(t, mask):  # rows from the agent's (V − 1) upwards, one loop body (cheap to compile)
+        j = size - 1 - t
         row, above = _spread(mask[:, j], transparent[:, j])
         mask = mask.at[:, j].set(row)
-        if j > 0:
-            mask = mask.at[:, j - 1].set(mask[:, j - 1] | above)
-    return mask
+        up = jnp.maximum(j - 1, 0)  # the top row lights nothing further
+        return mask.at[:, up].set(jnp.where(j > 0, mask[:, up] | above, mask[:, up]))
+
+    return jax.lax.fori_loop(0, size, row_step, mask)
 
 
 def partial_view(state: State, *, view_size: int = 7, see_through_walls: bool = False) -> Array:

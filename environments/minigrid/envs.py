@@ -10,47 +10,19 @@ vmappable), and ``step_auto_reset`` for training loops.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Callable, Dict, NamedTuple, Tuple
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from environments.minigrid import core
+from environments.minigrid import core, missions, rules
 
 Array = chex.Array
 
-VOCABULARY = ("<pad>", "get", "to", "the", "green", "goal", "square", "use", "key", "open", "door", "and", "then",
-              "red", "blue", "purple", "yellow", "grey", "avoid", "lava", "reach", "ball", "box", "go", "pick",
-              "up", "a", "an", "put", "near", "object", "traverse", "rooms", "unlock", "find")
-"""Mission words; token 0 pads. ``tokenize``/``detokenize`` map missions to ``[MISSION_LENGTH]`` ids."""
-MISSION_LENGTH = 16
-_WORD_TO_ID = {w: i for i, w in enumerate(VOCABULARY)}
-
-
-def tokenize(mission: str, length: int = MISSION_LENGTH) -> np.ndarray:
-    """``[length]`` int32 token ids of a mission string (ValueError names an unknown word)."""
-    words = re.findall(r"[a-z]+", mission.lower())
-    unknown = [w for w in words if w not in _WORD_TO_ID]
-    if unknown or len(words) > length:
-        raise ValueError(f"cannot tokenize mission {mission!r}: unknown words {unknown} or longer than {length}")
-    return np.array([_WORD_TO_ID[w] for w in words] + [0] * (length - len(words)), np.int32)
-
-
-def detokenize(tokens) -> str:
-    return " ".join(VOCABULARY[int(t)] for t in np.asarray(tokens) if int(t) != 0)
-
-
-class Layout(NamedTuple):
-    """A freshly generated world (the official ``_gen_grid`` result)."""
-
-    grid: Array  # [W, H, 3] uint8
-    box_contents: Array  # [W, H, 3] uint8
-    agent_pos: Array  # [2] int32
-    agent_dir: Array  # [] int32
-    mission: Array  # [L] int32
+VOCABULARY, MISSION_LENGTH, tokenize, detokenize = (missions.VOCABULARY, missions.MISSION_LENGTH, missions.tokenize,
+                                                    missions.detokenize)
+Layout = core.Layout
 
 
 class Spec(NamedTuple):
@@ -62,17 +34,22 @@ class Spec(NamedTuple):
     generate: Callable  # key -> Layout
     see_through_walls: bool = False
     view_size: int = 7
+    rule: str = "goal"  # the family's step rule (environments.minigrid.rules)
+    num_obstacles: int = 0  # Dynamic-Obstacles: balls that move every step
 
 
-def _layout(grid, agent_pos, agent_dir, mission: str, box_contents=None) -> Layout:
+def _layout(grid, agent_pos, agent_dir, mission, box_contents=None, task=None) -> Layout:
+    """A :class:`Layout`; ``mission`` is a string or ``[L]`` token ids."""
     grid = jnp.asarray(grid, jnp.uint8)
     contents = jnp.broadcast_to(jnp.asarray(core.EMPTY_CELL), grid.shape) if box_contents is None else box_contents
+    tokens = jnp.asarray(tokenize(mission)) if isinstance(mission, str) else jnp.asarray(mission, jnp.int32)
     return Layout(grid=grid, box_contents=contents, agent_pos=jnp.asarray(agent_pos, jnp.int32),
-                  agent_dir=jnp.asarray(agent_dir, jnp.int32), mission=jnp.asarray(tokenize(mission)))
+                  agent_dir=jnp.asarray(agent_dir, jnp.int32), mission=tokens, task=task)
 
 
-def _walled(size: int) -> Array:
-    return core.wall_rect(jnp.asarray(core.empty_grid(size, size)), 0, 0, size, size)
+def _walled(size: int, height: int | None = None) -> Array:
+    height = size if height is None else height
+    return core.wall_rect(jnp.asarray(core.empty_grid(size, height)), 0, 0, size, height)
 
 
 def empty_env(size: int, *, random_start: bool) -> Callable:
@@ -82,9 +59,9 @@ def empty_env(size: int, *, random_start: bool) -> Callable:
     def generate(key: Array) -> Layout:
         grid = core.put(_walled(size), size - 2, size - 2, core.cell("goal"))
         if random_start:
-            pos_key, dir_key = jax.random.split(key)
-            pos = core.sample_free_cell(pos_key, grid)
-            direction = jax.random.randint(dir_key, (), 0, 4)
+            rand = core.Uniforms(key, 2)
+            pos = rand.free_cell(grid)
+            direction = rand.randint(0, 4)
         else:
             pos, direction = jnp.array([1, 1]), jnp.array(0)
         return _layout(grid, pos, direction, "get to the green goal square")
@@ -97,15 +74,15 @@ def door_key_env(size: int) -> Callable:
     agent and a yellow key on the left, the goal bottom-right."""
 
     def generate(key: Array) -> Layout:
-        split_key, agent_key, dir_key, door_key, key_key = jax.random.split(key, 5)
+        rand = core.Uniforms(key, 5)
         grid = core.put(_walled(size), size - 2, size - 2, core.cell("goal"))
-        split = jax.random.randint(split_key, (), 2, size - 2)
+        split = rand.randint(2, size - 2)
         grid = core.vert_wall(grid, split, 0)
-        agent_pos = core.sample_free_cell(agent_key, grid, size=(split, size))
-        agent_dir = jax.random.randint(dir_key, (), 0, 4)
-        door = jax.random.randint(door_key, (), 1, size - 2)
+        agent_pos = rand.free_cell(grid, size=(split, size))
+        agent_dir = rand.randint(0, 4)
+        door = rand.randint(1, size - 2)
         grid = core.put(grid, split, door, core.cell("door", "yellow", "locked"))
-        key_pos = core.sample_free_cell(key_key, grid, size=(split, size), exclude=agent_pos)
+        key_pos = rand.free_cell(grid, size=(split, size), exclude=agent_pos)
         grid = core.put(grid, key_pos[0], key_pos[1], core.cell("key", "yellow"))
         return _layout(grid, agent_pos, agent_dir, "use the key to open the door and then get to the goal")
 
@@ -117,10 +94,10 @@ def lava_gap_env(size: int) -> Callable:
     at (1, 1) facing right, goal bottom-right."""
 
     def generate(key: Array) -> Layout:
-        x_key, y_key = jax.random.split(key)
+        rand = core.Uniforms(key, 2)
         grid = core.put(_walled(size), size - 2, size - 2, core.cell("goal"))
-        gap_x = jax.random.randint(x_key, (), 2, size - 2)
-        gap_y = jax.random.randint(y_key, (), 1, size - 1)
+        gap_x = rand.randint(2, size - 2)
+        gap_y = rand.randint(1, size - 1)
         grid = core.vert_wall(grid, gap_x, 1, size - 2, obj=core.cell("lava"))
         grid = core.put(grid, gap_x, gap_y, core.EMPTY_CELL)
         return _layout(grid, jnp.array([1, 1]), jnp.array(0), "avoid the lava and get to the green goal square")
@@ -134,19 +111,19 @@ def four_rooms_env(size: int = 19) -> Callable:
     room = size // 2
 
     def generate(key: Array) -> Layout:
-        keys = jax.random.split(key, 7)
+        rand = core.Uniforms(key, 7)
         grid = _walled(size)
         grid = core.vert_wall(grid, room, 0, room)  # upper half of the inner vertical wall
-        grid = core.put(grid, room, jax.random.randint(keys[0], (), 1, room), core.EMPTY_CELL)
+        grid = core.put(grid, room, rand.randint(1, room), core.EMPTY_CELL)
         grid = core.horz_wall(grid, 0, room, room)  # left half of the inner horizontal wall
-        grid = core.put(grid, jax.random.randint(keys[1], (), 1, room), room, core.EMPTY_CELL)
+        grid = core.put(grid, rand.randint(1, room), room, core.EMPTY_CELL)
         grid = core.horz_wall(grid, room, room, room)  # right half
-        grid = core.put(grid, jax.random.randint(keys[2], (), room + 1, 2 * room), room, core.EMPTY_CELL)
+        grid = core.put(grid, rand.randint(room + 1, 2 * room), room, core.EMPTY_CELL)
         grid = core.vert_wall(grid, room, room, room)  # lower half
-        grid = core.put(grid, room, jax.random.randint(keys[3], (), room + 1, 2 * room), core.EMPTY_CELL)
-        agent_pos = core.sample_free_cell(keys[4], grid)
-        agent_dir = jax.random.randint(keys[5], (), 0, 4)
-        goal = core.sample_free_cell(keys[6], grid, exclude=agent_pos)
+        grid = core.put(grid, room, rand.randint(room + 1, 2 * room), core.EMPTY_CELL)
+        agent_pos = rand.free_cell(grid)
+        agent_dir = rand.randint(0, 4)
+        goal = rand.free_cell(grid, exclude=agent_pos)
         grid = core.put(grid, goal[0], goal[1], core.cell("goal"))
         return _layout(grid, agent_pos, agent_dir, "reach the goal")
 
@@ -166,6 +143,9 @@ def _registry() -> Dict[str, Spec]:
     for size in (5, 6):
         envs[f"MiniGrid-Empty-Random-{size}x{size}-v0"] = Spec(size, size, 4 * size * size,
                                                                 empty_env(size, random_start=True), see_through_walls=True)
+    from environments.minigrid import families, rooms
+    envs.update(families.registry())
+    envs.update(rooms.registry())
     return envs
 
 
@@ -205,18 +185,22 @@ def make(env_id: str, *, max_steps: int | None = None, see_through_walls: bool |
         return core.observe(state, view_size=spec.view_size, see_through_walls=spec.see_through_walls)
 
     def from_layout(layout: Layout) -> Tuple[core.State, core.Observation]:
+        task = layout.task
+        if task is None:
+            if spec.num_obstacles:
+                raise ValueError(f"{env_id} needs the layout's task (obstacle positions and a PRNG key)")
+            task = core.new_task()
         state = core.new_state(layout.grid, layout.agent_pos, layout.agent_dir, layout.mission,
-                               box_contents=layout.box_contents)
+                               box_contents=layout.box_contents, task=task)
         return state, observe(state)
 
     def reset(key: Array):
         return from_layout(spec.generate(key))
 
     def step(state: core.State, action: Array):
-        state, reward, terminated, truncated = core.step_dynamics(state, jnp.asarray(action, jnp.int32),
-                                                                  max_steps=spec.max_steps)
-        return state, core.StepOutput(observation=observe(state), reward=reward, terminated=terminated,
-                                      truncated=truncated)
+        out = rules.step(spec.rule, state, jnp.asarray(action, jnp.int32), max_steps=spec.max_steps)
+        return out.state, core.StepOutput(observation=observe(out.state), reward=out.reward,
+                                          terminated=out.terminated, truncated=out.truncated)
 
     def step_auto_reset(key: Array, state: core.State, action: Array):
         """``step``; when the episode ends, the returned state (and observation) is a new episode's
