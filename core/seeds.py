@@ -1,0 +1,64 @@
+"""N seeds of an agent in one jitted program (JAX environments): ``vmap`` over seeds inside ``lax.scan``.
+
+The agent's learning schedule (``should_learn``: replay warm-up, every ``train_every``
+steps) depends on step counters only, which are equal across seeds, so it is decided once
+for all seeds and the learner is ``vmap``'d inside one ``lax.cond``. (A ``vmap`` of the
+single-seed step would turn its ``lax.cond`` into a select and run the learner at every
+step for every seed.) Each seed's result equals the single-seed program's with the same key.
+
+Works with any agent exposing ``init(key)``, ``observe(state, timestep) -> (state,
+actions)``, ``should_learn(state) -> []bool`` and ``learn(state) -> state`` (the
+value-based agents of ``algorithms/dqn/agent.py`` and the papers' extensions of them),
+and a JAX environment with ``reset(key, num_envs)`` and ``step(key, env_state, actions)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+
+class SeedsTrainer(NamedTuple):
+    """``init(keys [N, 2]) -> state``, ``run_chunk(state) -> state`` (``steps`` agent steps of every seed)."""
+
+    init: Callable[[Any], Any]
+    run_chunk: Callable[[Any], Any]
+
+
+def make_seeds_trainer(agent: Any, env: Any, *, num_envs: int, steps: int) -> SeedsTrainer:
+    """N seeds (the leading axis of ``init``'s keys) trained side by side in one jitted chunk.
+
+    Args:
+      agent: the pure functions ``init``, ``observe``, ``should_learn``, ``learn``.
+      env: a JAX environment (``reset(key, num_envs)``, ``step(key, env_state, actions)``).
+      num_envs: parallel environments per seed.
+      steps: agent steps per chunk (each steps ``num_envs`` environments of every seed).
+
+    Returns:
+      :class:`SeedsTrainer`; the state is ``(agent state, (env state, time step, env key))``
+      with a leading seed axis on every leaf, as the single-seed JAX loop's state.
+    """
+
+    def init_one(key):
+        agent_key, env_key = jax.random.split(key)
+        env_state, timestep = env.reset(env_key, num_envs)
+        return agent.init(agent_key), (env_state, timestep, jax.random.fold_in(env_key, 1))
+
+    def chunk(state):
+        loop, (env_state, timestep, env_key) = state
+
+        def body(carry, _):
+            loop, env_state, timestep, env_key = carry
+            loop, actions = jax.vmap(agent.observe)(loop, timestep)
+            learn_now = agent.should_learn(jax.tree.map(lambda x: x[0], loop))  # same for every seed
+            loop = jax.lax.cond(learn_now, jax.vmap(agent.learn), lambda s: s, loop)
+            keys = jax.vmap(jax.random.split)(env_key)
+            env_key, step_key = keys[:, 0], keys[:, 1]
+            env_state, timestep = jax.vmap(env.step)(step_key, env_state, actions)
+            return (loop, env_state, timestep, env_key), None
+
+        (loop, env_state, timestep, env_key), _ = jax.lax.scan(
+            body, (loop, env_state, timestep, env_key), None, length=steps)
+        return loop, (env_state, timestep, env_key)
+
+    return SeedsTrainer(init=jax.jit(jax.vmap(init_one)), run_chunk=jax.jit(chunk, donate_argnums=0))
