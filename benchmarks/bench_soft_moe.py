@@ -84,7 +84,7 @@ def measure(params, apply, features, *, iterations: int, repeats: int) -> dict:
 def run(quick: bool, out: str = RESULTS) -> list[dict]:
     """Every measurement; JSON lines and ``soft_moe.md`` in ``out``; suite rows back."""
     iterations, repeats = (5, 3) if quick else (20, 5)
-    experts_list = (1, 4) if quick else (1, 2, 4, 8)
+    experts_list = (1, 8) if quick else (1, 2, 4, 8)
     path = common.results_path(out, "soft_moe")
     meta = common.meta(shapes={"batch": BATCH, "tokens": TOKENS, "channels": CHANNELS, "units": UNITS})
     features = jax.random.normal(jax.random.PRNGKey(0), (BATCH, SIDE, SIDE, CHANNELS))
