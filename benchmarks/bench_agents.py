@@ -10,7 +10,7 @@
 2. **Seeds vmapped**: DQN's ``cpu`` preset for N = 1, 4, 16 seeds in one jitted program
    (:func:`core.seeds.make_seeds_trainer`), aggregate steps/s, against N separate
    processes each running the single-seed loop at the same time (started together, timed
-   after a barrier once all have compiled). With ``--quick``: N = 1, 4 and DQN and Rainbow only.
+   after a barrier once all have compiled). With ``--quick``: N = 1, 4 and DQN only.
 
 Children run in subprocesses under a timeout (a ``jit(vmap)`` of a training loop has been
 seen to hang on this machine's JAX). Results: ``results/agents_<date>_<device>.jsonl``, ``agents.md``.
@@ -138,7 +138,7 @@ def run(quick: bool, out: str = RESULTS) -> list[dict]:
     path = common.results_path(out, "agents")
     meta = common.meta()
     chunk_steps, chunks = (1_000, 2) if quick else (5_000, 3)
-    names = ("dqn", "rainbow") if quick else tuple(AGENTS)
+    names = ("dqn",) if quick else tuple(AGENTS)
     suite, table = [], []
     raw = {}
     for name in names:
@@ -182,7 +182,7 @@ def run(quick: bool, out: str = RESULTS) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="DQN and Rainbow, N = 1 and 4, short chunks")
+    parser.add_argument("--quick", action="store_true", help="DQN only, N = 1 and 4, short chunks")
     parser.add_argument("--out", default=RESULTS, help="results directory")
     parser.add_argument("--child", choices=("single", "vmapped"), default=None, help="(internal) measure one run")
     parser.add_argument("--agent", default="dqn", choices=tuple(AGENTS))

@@ -168,7 +168,7 @@ def run(quick: bool, out: str = RESULTS) -> list[dict]:
     """1 process against 2 over loopback, same per-process work; JSON lines and ``multihost.md``."""
     from benchmarks import common
 
-    settings = dict(iterations=4 if quick else 12, env_steps=256, updates=8, batch_size=32, num_envs=4)
+    settings = dict(iterations=3 if quick else 12, env_steps=256, updates=8, batch_size=32, num_envs=4)
     path = common.results_path(out, "multihost")
     meta = common.meta(shapes=settings)
     suite, table, base = [], [], None

@@ -1,0 +1,59 @@
+"""benchmarks.run: the README, figures and projected costs come from the stored suite rows alone."""
+import os
+
+from benchmarks import common, run
+
+
+def _row(group, name, value, unit, run_id, **kw):
+    meta = {"benchmark": kw.pop("benchmark", group), "run_id": run_id, "quick": True, "date": "2026-12-01",
+            "device": "cpu", "git_sha": "abc", "versions": {"jax": "0.10.2"}}
+    return {**common.measurement(group, name, value, unit, **kw), **meta}
+
+
+def _status(benchmark, run_id):
+    return {"benchmark": benchmark, "group": "_status", "wall_s": 1.0, "error": None, "rows": 1, "run_id": run_id,
+            "quick": True, "date": "2026-12-01", "device": "cpu", "git_sha": "abc", "versions": {"jax": "0.10.2"}}
+
+
+def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path):
+    out = tmp_path / "results"
+    path = str(out / "2026-12-01_cpu.jsonl")
+    os.makedirs(out)
+    rows = [
+        _row("raw_env", "Pong-v5 (envpool)", 1000.0, "steps/s", "1", config={"num_envs": 1}, benchmark="envs",
+             baseline="same env, 1 environment"),
+        _status("envs", "1"),
+        _row("raw_env", "Pong-v5 (envpool)", 2000.0, "steps/s", "2", config={"num_envs": 1}, benchmark="envs",
+             baseline="same env, 1 environment"),
+        _row("raw_env", "Pong-v5 (envpool)", 6000.0, "steps/s", "2", config={"num_envs": 8}, benchmark="envs",
+             baseline="same env, 1 environment", baseline_value=2000.0),
+        _status("envs", "2"),
+        _row("learner", "dqn learner, nature network", 25.0, "updates/s", "3", config={"batch": 32},
+             benchmark="learner"),
+        _status("learner", "3"),
+        _row("scaling", "dqn learner, 2 device(s)", 90.0, "updates/s", "4", config={"devices": 2}, benchmark="scaling",
+             baseline="same update on 1 device", baseline_value=100.0),
+        _status("scaling", "4"),
+    ]
+    for r in rows:
+        common.append_jsonl(path, r)
+    figures, statuses = run.latest_rows(str(out))
+    assert {r["run_id"] for r in figures if r["benchmark"] == "envs"} == {"2"}
+    readme = str(tmp_path / "README.md")
+    run.write_readme(str(out), readme)
+    text = open(readme).read()
+    assert "python -m benchmarks.run --quick" in text
+    assert "6,000 steps/s" in text and "1,000 steps/s" not in text  # only the latest envs run
+    assert "0.90×" in text  # 2 devices against 1
+    assert os.path.exists(out / "figures" / "envs_vs_num_envs.png")
+    # 50M env steps at 2,000/s + 12.5M updates at 25/s = 6,944 + 138,889 s = 40.5 h... in hours:
+    assert f"{(50_000_000 / 2000 + 12_500_000 / 25) / 3600:,.0f} h" in text
+    assert "BBF is not implemented yet (issue 11)" in text and "not yet implemented" in text
+    assert "not measured (no GPU" in text
+
+
+def test_every_listed_benchmark_module_has_run():
+    import importlib
+
+    for module, _ in run.BENCHMARKS.values():
+        assert callable(importlib.import_module(module).run), module
