@@ -72,7 +72,7 @@ def test_auto_reset_starts_a_new_episode_after_the_goal():
 def test_missions_and_bad_ids():
     mission = "use the key to open the door and then get to the goal"
     tokens = minigrid.tokenize(mission)
-    assert tokens.shape == (16,) and tokens.dtype == np.int32 and minigrid.detokenize(tokens) == mission
+    assert tokens.shape == (minigrid.envs.MISSION_LENGTH,) and tokens.dtype == np.int32 and minigrid.detokenize(tokens) == mission
     with pytest.raises(ValueError, match="closest"):
         minigrid.make("MiniGrid-DoorKey-7x7-v0")
     with pytest.raises(ValueError, match="unknown words"):

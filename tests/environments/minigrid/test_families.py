@@ -1,0 +1,185 @@
+"""Every family beyond Empty/DoorKey/LavaGap/FourRooms against the official package, step for step.
+
+The official environment generates the world from a seed; its grid, box contents, pose,
+mission and the family's own state (target object or cell, Memory's two cells, the
+obstacles) are copied into the JAX environment, the same random actions are replayed in
+both, and observations, directions, positions, carried objects, grids, rewards (within
+1e-6) and terminated/truncated must agree at every step until the official episode ends.
+
+Dynamic-Obstacles moves its balls with numpy's generator, which JAX cannot replay: the
+official balls' new cells are read after every official step and fed to
+``rules.apply_obstacle_moves`` (the deterministic part: collision check, the move, the
+agent's step); the move distribution is tested separately (:func:`test_obstacle_moves_are_
+uniform_over_free_neighbours`).
+
+The default suite replays one seed of one environment per family (one compilation each);
+``slow`` replays every registered id over several seeds.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from environments import minigrid
+from environments.minigrid import core, rules
+
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("minigrid")
+
+# One id per family (the smallest), replayed in the default suite.
+FAMILY_IDS = ["MiniGrid-Unlock-v0", "MiniGrid-BlockedUnlockPickup-v0", "MiniGrid-KeyCorridorS3R2-v0",
+              "MiniGrid-LavaCrossingS9N2-v0", "MiniGrid-SimpleCrossingS9N1-v0", "MiniGrid-DistShift2-v0",
+              "MiniGrid-Dynamic-Obstacles-Random-5x5-v0", "MiniGrid-GoToDoor-5x5-v0", "MiniGrid-GoToObject-6x6-N2-v0",
+              "MiniGrid-Fetch-5x5-N2-v0", "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0",
+              "MiniGrid-MemoryS7-v0", "MiniGrid-LockedRoom-v0", "MiniGrid-MultiRoom-N2-S4-v0"]
+NEW_IDS = [i for i in minigrid.ENV_IDS if not any(f in i for f in ("-Empty-", "-DoorKey-", "-LavaGap", "FourRooms"))]
+
+
+def _obj(kind: str, color: str) -> np.ndarray:
+    return np.array([core.OBJECT_TO_IDX[kind], core.COLOR_TO_IDX[color], 0], np.uint8)
+
+
+def official_task(env) -> minigrid.Task:
+    """The family's own state, read from the official environment's attributes."""
+    fields = {}
+    if hasattr(env, "obstacles"):
+        fields["obstacles"] = np.array([o.cur_pos for o in env.obstacles], np.int32)
+        fields["rng"] = np.zeros(2, np.uint32)  # unused: the moves are injected
+    if hasattr(env, "success_pos"):  # Memory
+        fields["target_pos"], fields["other_pos"] = env.success_pos, env.failure_pos
+    elif hasattr(env, "move_type"):  # PutNear
+        fields["target_pos"], fields["target"] = env.target_pos, _obj(env.move_type, env.moveColor)
+    elif hasattr(env, "target_pos"):  # GoToDoor, GoToObject
+        fields["target_pos"] = env.target_pos
+    elif hasattr(env, "targetColor"):  # Fetch
+        fields["target"] = _obj(env.targetType, env.targetColor)
+    elif hasattr(env, "obj"):  # KeyCorridor, UnlockPickup, BlockedUnlockPickup
+        fields["target"] = _obj(env.obj.type, env.obj.color)
+    return core.new_task(**fields)
+
+
+def official_layout(env) -> minigrid.Layout:
+    contents = np.tile(core.EMPTY_CELL, (env.width, env.height, 1))
+    for i in range(env.width):
+        for j in range(env.height):
+            obj = env.grid.get(i, j)
+            if obj is not None and obj.type == "box" and obj.contains is not None:
+                contents[i, j] = obj.contains.encode()
+    return minigrid.Layout(grid=jnp.asarray(env.grid.encode()), box_contents=jnp.asarray(contents),
+                           agent_pos=jnp.asarray(env.agent_pos, jnp.int32), agent_dir=jnp.asarray(env.agent_dir),
+                           mission=jnp.asarray(minigrid.tokenize(env.mission)), task=official_task(env))
+
+
+def make_rollout(jax_env):
+    """Jitted: layout, actions [T], obstacle cells [T, K, 2] -> first observation and every step's outputs."""
+    spec = jax_env.spec
+
+    def rollout(layout, actions, moves):
+        state, obs = jax_env.from_layout(layout)
+
+        def body(state, inputs):
+            action, move = inputs
+            if spec.rule != "dynamic_obstacles":
+                state, out = jax_env.step(state, action)
+                return state, (state, out)
+            tr = rules.apply_obstacle_moves(state, action, move, max_steps=spec.max_steps)
+            image = core.partial_view(tr.state, view_size=spec.view_size, see_through_walls=spec.see_through_walls)
+            out = core.StepOutput(core.Observation(image, tr.state.agent_dir, tr.state.mission), tr.reward,
+                                  tr.terminated, tr.truncated)
+            return tr.state, (tr.state, out)
+
+        return obs, jax.lax.scan(body, state, (actions, moves))[1]
+
+    return jax.jit(rollout)
+
+
+def replay(official_env, jax_env, actions, rollout):
+    """Steps both until the official episode ends, asserting agreement; returns the official (reward, term, trunc)."""
+    env = official_env.unwrapped
+    layout = official_layout(env)
+    first = env.gen_obs()
+    num_obstacles = len(getattr(env, "obstacles", []))
+    records, moves = [], np.zeros((len(actions), num_obstacles, 2), np.int32)
+    for t, action in enumerate(actions):
+        obs, reward, terminated, truncated, _ = official_env.step(int(action))
+        if num_obstacles:
+            moves[t] = [o.cur_pos for o in env.obstacles]
+        carried = env.carrying.encode() if env.carrying is not None else core.EMPTY_CELL
+        records.append((obs["image"], obs["direction"], np.asarray(env.agent_pos), carried, env.grid.encode(),
+                        reward, terminated, truncated))
+        if terminated or truncated:
+            break
+    obs0, (states, out) = rollout(layout, jnp.asarray(actions, jnp.int32), jnp.asarray(moves))
+    np.testing.assert_array_equal(np.asarray(obs0.image), first["image"])
+    states, out = jax.device_get((states, out))
+    for t, (image, direction, pos, carried, grid, reward, terminated, truncated) in enumerate(records):
+        where = f"{jax_env.env_id} step {t}, action {core.ACTIONS[int(actions[t])]}"
+        np.testing.assert_array_equal(out.observation.image[t], image, err_msg=where)
+        assert out.observation.direction[t] == direction, where
+        np.testing.assert_array_equal(states.agent_pos[t], pos, err_msg=where)
+        np.testing.assert_array_equal(states.carrying[t], carried, err_msg=where)
+        np.testing.assert_array_equal(states.grid[t], grid, err_msg=where)
+        assert abs(float(out.reward[t]) - reward) < 1e-6, (where, float(out.reward[t]), reward)
+        assert (bool(out.terminated[t]), bool(out.truncated[t])) == (terminated, truncated), where
+    return records[-1][5:]
+
+
+def _actions(rng, env_id, length):
+    if "Dynamic-Obstacles" in env_id:  # mostly the three allowed actions, a few of the others (they act as left)
+        return rng.choice(7, size=length, p=[0.25, 0.25, 0.4, 0.025, 0.025, 0.025, 0.025])
+    if "GoTo" in env_id or "Fetch" in env_id or "PutNear" in env_id:  # done/toggle/pickup/drop end these early
+        return rng.choice(7, size=length, p=[0.25, 0.25, 0.38, 0.03, 0.03, 0.03, 0.03])
+    return rng.choice(7, size=length, p=[0.15, 0.15, 0.4, 0.1, 0.05, 0.1, 0.05])
+
+
+def _check(env_id, seeds, length=None):
+    jax_env = minigrid.make(env_id)
+    official_env = gym.make(env_id)
+    rollout = make_rollout(jax_env)
+    rng = np.random.default_rng(0)
+    endings = []
+    for seed in seeds:
+        official_env.reset(seed=seed)
+        endings.append(replay(official_env, jax_env, _actions(rng, env_id, length or jax_env.spec.max_steps + 1),
+                              rollout))
+    return endings
+
+
+@pytest.mark.parametrize("env_id", FAMILY_IDS)
+def test_one_environment_per_family_matches_the_official_package(env_id):
+    _check(env_id, seeds=[1], length=min(120, minigrid.make(env_id).spec.max_steps + 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", NEW_IDS)
+def test_every_registered_environment_matches_the_official_package(env_id):
+    endings = _check(env_id, seeds=range(2, 12))
+    assert any(terminated or truncated for _, terminated, truncated in endings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ["MiniGrid-GoToDoor-5x5-v0", "MiniGrid-Fetch-5x5-N2-v0",
+                                    "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0",
+                                    "MiniGrid-MemoryS7-v0", "MiniGrid-Unlock-v0"])
+def test_success_and_failure_endings_both_occur(env_id):
+    # Over many random episodes the family's own rule both rewards and ends episodes with 0.
+    endings = _check(env_id, seeds=range(100, 160))
+    assert any(r > 0 for r, _, _ in endings), endings
+    assert any(t and r == 0 for r, t, _ in endings), endings
+
+
+def test_obstacle_moves_are_uniform_over_free_neighbours():
+    # A ball at (2, 2) of Dynamic-Obstacles-5x5, the agent at (1, 1), the goal at (3, 3): the ball's free 3 × 3
+    # neighbours are the 6 other cells (not its own, the agent's or the goal's), each drawn with probability 1/6.
+    env = minigrid.make("MiniGrid-Dynamic-Obstacles-5x5-v0")
+    grid = core.wall_rect(jnp.asarray(core.empty_grid(5, 5)), 0, 0, 5, 5)
+    grid = core.put(core.put(grid, 3, 3, core.cell("goal")), 2, 2, core.cell("ball", "blue"))
+    task = core.new_task(obstacles=[[2, 2]], rng=jax.random.PRNGKey(0))
+    layout = minigrid.Layout(grid, jnp.broadcast_to(jnp.asarray(core.EMPTY_CELL), grid.shape), jnp.array([1, 1]),
+                             jnp.array(0), jnp.asarray(minigrid.tokenize("get to the green goal square")), task)
+    state, _ = env.from_layout(layout)
+    keys = jax.random.split(jax.random.PRNGKey(1), 6000)
+    moves = jax.jit(jax.vmap(lambda k: rules.move_obstacles(state, k)))(keys)
+    cells, counts = np.unique(np.asarray(moves)[:, 0], axis=0, return_counts=True)
+    assert {tuple(c) for c in cells} == {(x, y) for x in (1, 2, 3) for y in (1, 2, 3)} - {(1, 1), (2, 2), (3, 3)}
+    assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000 * 5 / 6)), counts
