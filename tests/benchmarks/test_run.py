@@ -37,6 +37,11 @@ def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path)
     ]
     for r in rows:
         common.append_jsonl(path, r)
+    # A full run of the throughput module: its per-step costs give the reference column.
+    common.append_jsonl(str(out / "throughput_2026-11-25_cpu.jsonl"),
+                        {"benchmark": "raw_env/Pong-v5", "steps_per_s": 1000.0})
+    common.append_jsonl(str(out / "throughput_2026-11-25_cpu.jsonl"),
+                        {"benchmark": "learner/nature_cnn", "s_per_update": 0.01, "date": "2026-11-25"})
     figures, statuses = run.latest_rows(str(out))
     assert {r["run_id"] for r in figures if r["benchmark"] == "envs"} == {"2"}
     readme = str(tmp_path / "README.md")
@@ -48,6 +53,7 @@ def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path)
     assert os.path.exists(out / "figures" / "envs_vs_num_envs.png")
     # 50M env steps at 2,000/s + 12.5M updates at 25/s = 6,944 + 138,889 s = 40.5 h... in hours:
     assert f"{(50_000_000 / 2000 + 12_500_000 / 25) / 3600:,.0f} h" in text
+    assert f"{(50_000_000 / 1000 + 12_500_000 * 0.01) / 3600:,.0f} h" in text  # the full-run reference column
     assert "BBF is not implemented yet (issue 11)" in text and "not yet implemented" in text
     assert "not measured (no GPU" in text
 
