@@ -41,6 +41,7 @@ def test_smoke_learns_cartpole_and_writes_the_cli_contract(smoke_run):
 
 
 @pytest.mark.envpool
+@pytest.mark.slow  # the default suite keeps one SIGKILL-and-resume test: the DQN script's
 def test_a_sigkilled_prioritized_run_resumes_identically(smoke_run, tmp_path, scripts):
     reference, _ = smoke_run
     out = str(tmp_path / "killed")

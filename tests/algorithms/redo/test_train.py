@@ -122,7 +122,7 @@ def test_replay_ratio_counts_gradient_steps():
     assert cfg.total_updates == 4 * (cfg.total_steps - cfg.learning_starts)
 
 
-def test_smoke_logs_dormant_fractions_and_resumes(tmp_path, scripts):
+def test_smoke_logs_dormant_fractions(tmp_path):
     out = str(tmp_path / "run")
     summary = train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
     assert summary["algorithm"] == "redo_redo" and summary["headline"]["value"] is not None
@@ -132,6 +132,12 @@ def test_smoke_logs_dormant_fractions_and_resumes(tmp_path, scripts):
         assert "dormant/conv2_d" in r and "dormant/linear" in r
     header = open(os.path.join(out, "metrics.csv")).readline()
     assert "dormant_fraction" in header
+
+
+@pytest.mark.slow  # the default suite keeps one SIGKILL-and-resume test: the DQN script's
+def test_a_sigkilled_run_resumes_identically(tmp_path, scripts):
+    out = str(tmp_path / "run")
+    train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
     resumed_dir = str(tmp_path / "resumed")
     scripts.kill_at_checkpoint_and_resume("algorithms.redo.train", "smoke", resumed_dir, 1_500)
     assert scripts.learning_metrics(resumed_dir) == scripts.learning_metrics(out)
