@@ -159,10 +159,10 @@ def test_every_registered_environment_matches_the_official_package(env_id):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", ["MiniGrid-GoToDoor-5x5-v0", "MiniGrid-Fetch-5x5-N2-v0",
-                                    "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0",
-                                    "MiniGrid-MemoryS7-v0", "MiniGrid-Unlock-v0"])
+                                    "MiniGrid-RedBlueDoors-6x6-v0", "MiniGrid-MemoryS7-v0"])
 def test_success_and_failure_endings_both_occur(env_id):
-    # Over many random episodes the family's own rule both rewards and ends episodes with 0.
+    # Over many random episodes the family's own rule both rewards and ends episodes with 0 (Unlock has no
+    # failing ending; a random policy almost never succeeds at PutNear).
     endings = _check(env_id, seeds=range(100, 160))
     assert any(r > 0 for r, _, _ in endings), endings
     assert any(t and r == 0 for r, t, _ in endings), endings
