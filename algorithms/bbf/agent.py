@@ -202,6 +202,23 @@ def make_learner_update(cfg, net: BBFNetwork, optimizer) -> Callable:
     return learner_update
 
 
+RESET_KEEP = ("encoder", "transition_model")
+"""Groups shrunk and perturbed at a reset; every other group (projection, predictor, head) is re-initialised."""
+
+
+def reset_networks(train: TrainState, fresh_online, fresh_target, *, cfg, optimizer) -> TrainState:
+    """BBF's reset of the learner (reference: ``reset_head/projection/target = True``, keys "encoder,transition_model").
+
+        θ_g ← α θ_g + β θ₀_g (g ∈ encoder, transition_model),  θ_g ← θ₀_g otherwise;
+        θ⁻ likewise with its own fresh θ₀⁻ when ``reset_target``;  optimizer state ← init(θ).
+    """
+    keep = dict(keep_keys=RESET_KEEP, shrink=cfg.shrink_factor, perturb=cfg.perturb_factor)
+    params = bbf.shrink_and_perturb(train.params, fresh_online, **keep)
+    target_params = bbf.shrink_and_perturb(train.target_params, fresh_target, **keep) if cfg.reset_target \
+        else train.target_params
+    return train._replace(params=params, target_params=target_params, opt_state=optimizer.init(params))
+
+
 def make_bbf_agent(cfg, spec: EnvSpec) -> Agent:
     """The BBF agent's pure functions (same contract as :func:`algorithms.dqn.agent.make_agent`)."""
     net = make_bbf_network(network_config(cfg), spec.num_actions)
@@ -268,14 +285,8 @@ def make_bbf_agent(cfg, spec: EnvSpec) -> Agent:
         """Shrink-and-perturb of the online (and target) network, fresh optimizer state, annealing restarted."""
         key = jax.random.fold_in(jax.random.fold_in(state.train.key, RESET_STREAM), state.resets)
         online_key, target_key = jax.random.split(key)
-        keep = ("encoder", "transition_model")
-        params = bbf.shrink_and_perturb(state.train.params, fresh_params(online_key), keep_keys=keep,
-                                        shrink=cfg.shrink_factor, perturb=cfg.perturb_factor)
-        target_params = state.train.target_params
-        if cfg.reset_target:
-            target_params = bbf.shrink_and_perturb(target_params, fresh_params(target_key), keep_keys=keep,
-                                                   shrink=cfg.shrink_factor, perturb=cfg.perturb_factor)
-        train = state.train._replace(params=params, target_params=target_params, opt_state=optimizer.init(params))
+        train = reset_networks(state.train, fresh_params(online_key), fresh_params(target_key), cfg=cfg,
+                               optimizer=optimizer)
         return state._replace(train=train, cycle_start=state.train.step, resets=state.resets + 1)
 
     def reset_due(state: LoopState) -> Array:
