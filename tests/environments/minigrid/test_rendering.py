@@ -45,7 +45,7 @@ def test_every_tile_matches_the_official_render_tile():
 
 
 @pytest.mark.parametrize("env_id", ["MiniGrid-KeyCorridorS3R2-v0", "MiniGrid-GoToDoor-6x6-v0",
-                                    "MiniGrid-LavaCrossingS9N1-v0"])
+                                    pytest.param("MiniGrid-LavaCrossingS9N1-v0", marks=pytest.mark.slow)])
 def test_rgb_observations_match_the_official_wrappers(env_id):
     spec = minigrid.make(env_id).spec
     partial = jax.jit(rendering.rgb_partial_view)
