@@ -175,7 +175,7 @@ def run(quick: bool, out: str = RESULTS, device_counts=(1, 2, 4)) -> list[dict]:
             f"{rows[0]['local_devices']} local devices in the child), by "
             f"`python -m benchmarks.bench_scaling{' --quick' if quick else ''}`.\n\n"
             + common.markdown_table(["agent", "torso", "global batch", "devices", "updates/s", "× 1 device",
-                                     "max |Δθ| vs 1 device"], table, align="llrrrrr"))
+                                     "max abs Δθ vs 1 device"], table, align="llrrrrr"))
     common.write_text(os.path.join(out, "scaling.md"), text)
     print(text)
     return suite
