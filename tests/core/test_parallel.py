@@ -61,21 +61,21 @@ def _agent_learner_on_devices(agents):
     from benchmarks import bench_scaling
 
     rows = bench_scaling.spawn_child([1, 2, 4], quick=True, tiny=True, batch_size=16, updates=3, timing_updates=0,
-                                     agents=agents, timeout=280)
+                                     agents=agents, timeout=550)
     assert {(r["agent"], r["devices"]) for r in rows} == {(a, d) for a in agents for d in (1, 2, 4)}
     assert all(r["local_devices"] == 4 for r in rows)
     # The child asserts allclose(rtol=1e-4, atol=1e-5) itself; the differences are float reassociation.
     assert all(r["max_abs_diff_vs_1_device"] < 1e-5 for r in rows)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_dqn_learner_on_2_and_4_devices_equals_1_device():
     """DQN's shard_map learner update over 1, 2, 4 simulated CPU devices: same parameters after 3 updates."""
     _agent_learner_on_devices(("dqn",))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_rainbow_learner_on_2_and_4_devices_equals_1_device():
     """Rainbow/DER (C51, noisy, dueling, prioritized): same parameters and all-gathered priorities."""
     _agent_learner_on_devices(("rainbow",))
