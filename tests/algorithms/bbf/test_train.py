@@ -1,0 +1,107 @@
+"""The BBF script: presets, the CLI contract (help, bad input), a smoke run and its resume."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from algorithms.bbf import train
+from core import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "algorithms.bbf.train", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_presets_validate_and_paper_preset_is_the_paper():
+    for name, (_, cfg) in train.PRESETS.items():
+        cfg.validate()
+    paper = train.PRESETS["paper"][1]
+    assert (paper.impala_width, paper.impala_blocks, paper.hidden_dim, paper.num_atoms) == (4, 2, 2048, 51)
+    assert (paper.spr_weight, paper.spr_steps, paper.reset_every, paper.no_resets_after) == (5.0, 5, 20_000, 100_000)
+    assert (paper.shrink_factor, paper.perturb_factor, paper.anneal_steps) == (0.5, 0.5, 10_000)
+    assert (paper.n_step_max, paper.n_step, paper.gamma_min, paper.gamma) == (10, 3, 0.97, 0.997)
+    assert (paper.learning_rate, paper.adam_eps, paper.weight_decay, paper.target_tau) == (1e-4, 1.5e-4, 0.1, 0.005)
+    assert (paper.batch_size, paper.replay_ratio, paper.total_steps, paper.atari_protocol) == (32, 8, 100_000,
+                                                                                                "atari100k")
+    assert paper.prioritized and paper.dueling and paper.double_q and not paper.noisy and paper.act_with_target
+
+
+@pytest.mark.parametrize("field, value", [("gamma_min", 0.999), ("shrink_factor", 1.5), ("encoder", "resnet"),
+                                          ("n_step_max", 2), ("num_atoms", 0)])
+def test_invalid_values_name_the_field(field, value):
+    cfg = dataclasses.replace(train.PRESETS["smoke"][1], **{field: value})
+    with pytest.raises(cli.ConfigError, match=field.replace("_", "-")):
+        cfg.validate()
+
+
+def test_experiment_conditions_are_valid_ablation_flags():
+    from algorithms.bbf import experiment
+
+    base = train.PRESETS["cpu"][1]
+    parsed = {label: cli.parse_cli(train.PRESETS, ["cpu", *extra])[1] for label, extra in experiment.CONDITIONS.items()}
+    for cfg in parsed.values():
+        cfg.validate()
+    assert parsed["BBF"] == base
+    assert not parsed["BBF-Resets"].resets and parsed["BBF-SPR"].spr_weight == 0
+    assert not parsed["BBF-Annealing"].anneal_n and not parsed["BBF-Annealing"].anneal_gamma
+    assert parsed["BBF-WD"].weight_decay == 0
+    assert (parsed["BBF n=10"].anneal_n, parsed["BBF n=10"].n_step, parsed["BBF n=10"].anneal_gamma) == (False, 10, True)
+    assert (parsed["BBF gamma=0.99"].anneal_gamma, parsed["BBF gamma=0.99"].gamma) == (False, 0.99)
+    spr = dataclasses.replace(parsed["SPR-style"], out_dir=train.PRESETS["cpu_spr"][1].out_dir)
+    assert spr == train.PRESETS["cpu_spr"][1]
+    assert len({experiment.dir_name(label) for label in experiment.CONDITIONS}) == len(experiment.CONDITIONS)
+
+
+def test_help_lists_presets_and_bbf_fields():
+    out = _cli("--help")
+    assert out.returncode == 0, out.stderr
+    for word in ("smoke", "cpu", "cpu_spr", "atari_smoke", "paper", "--spr-weight", "--no-resets", "--anneal-steps"):
+        assert word in out.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2():
+    for args in (["smok"], ["smoke", "--shrink-factor", "2"]):
+        out = _cli(*args)
+        assert out.returncode == 2
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("bbf") / "smoke")
+    cfg = dataclasses.replace(train.PRESETS["smoke"][1], out_dir=out)
+    return cfg, train.main(cfg, preset="smoke")
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_the_cli_contract_and_follows_the_schedules(smoke_run):
+    cfg, summary = smoke_run
+    for name in ("config.json", "metrics.jsonl", "metrics.csv", "learning_curve.png", "summary.json", "checkpoints"):
+        assert os.path.exists(os.path.join(cfg.out_dir, name)), name
+    assert summary["algorithm"] == "bbf" and summary["env_steps"] == cfg.total_steps
+    assert summary["headline"]["name"] == "eval_return" and summary["headline"]["value"] is not None
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    steps = [r["grad_steps"] for r in records]
+    # replay ratio 2: every logged chunk after learning starts adds log_every × 2 gradient steps
+    assert all(b - a == cfg.log_every * cfg.replay_ratio for a, b in zip(steps[1:], steps[2:]))
+    assert [r["resets"] for r in records] == [0, 1, 1, 1]  # one reset at 1000 (1000 + 1000 <= no_resets_after)
+    assert records[1]["n_step"] == 10 and records[1]["gamma"] == pytest.approx(0.97, abs=1e-3)  # just reset
+    assert records[2]["n_step"] == 3 and records[2]["gamma"] == pytest.approx(0.997, abs=1e-6)  # annealed
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_resumes_from_its_checkpoint(smoke_run, capsys):
+    cfg, summary = smoke_run
+    again = train.main(cfg, preset="smoke")
+    assert "resuming" in capsys.readouterr().out
+    assert again["env_steps"] == summary["env_steps"] and again["headline"] == summary["headline"]
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
+        assert len(f.readlines()) == cfg.total_steps // cfg.log_every
