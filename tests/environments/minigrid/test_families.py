@@ -15,6 +15,8 @@ agent's step); the move distribution is tested separately
 The default suite replays one seed of one environment per step rule (one compilation each);
 ``slow`` replays every registered id over ten seeds.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,8 +68,16 @@ def official_layout(env) -> minigrid.Layout:
             if obj is not None and obj.type == "box" and obj.contains is not None:
                 contents[i, j] = obj.contains.encode()
     return minigrid.Layout(grid=jnp.asarray(env.grid.encode()), box_contents=jnp.asarray(contents),
-                           agent_pos=jnp.asarray(env.agent_pos, jnp.int32), agent_dir=jnp.asarray(env.agent_dir),
+                           agent_pos=jnp.asarray(env.agent_pos, jnp.int32),
+                           agent_dir=jnp.asarray(env.agent_dir, jnp.int32),
                            mission=jnp.asarray(minigrid.tokenize(env.mission)), task=official_task(env))
+
+
+@functools.lru_cache(maxsize=None)
+def rollout_for(env_id):
+    """The JAX environment and its jitted rollout, shared by the tests of one id (one compilation)."""
+    jax_env = minigrid.make(env_id)
+    return jax_env, make_rollout(jax_env)
 
 
 def make_rollout(jax_env):
@@ -133,9 +143,8 @@ def _actions(rng, env_id, length):
 
 
 def _check(env_id, seeds, length=None):
-    jax_env = minigrid.make(env_id)
+    jax_env, rollout = rollout_for(env_id)
     official_env = gym.make(env_id)
-    rollout = make_rollout(jax_env)
     rng = np.random.default_rng(0)
     endings = []
     for seed in seeds:
@@ -145,9 +154,70 @@ def _check(env_id, seeds, length=None):
     return endings
 
 
+def _default_length(jax_env):
+    return min(120, jax_env.spec.max_steps + 1)
+
+
 @pytest.mark.parametrize("env_id", FAMILY_IDS)
 def test_one_environment_per_rule_matches_the_official_package(env_id):
-    _check(env_id, seeds=[1], length=min(120, minigrid.make(env_id).spec.max_steps + 1))
+    _check(env_id, seeds=[1], length=_default_length(rollout_for(env_id)[0]))
+
+
+def _find(env, kind):
+    return next((i, j) for i in range(env.width) for j in range(env.height)
+                if env.grid.get(i, j) is not None and env.grid.get(i, j).type == kind)
+
+
+def _unlock(env):
+    """The key just left of the cell left of the door, the agent behind it facing the door."""
+    from minigrid.core.world_object import Key
+    (dx, dy), (kx, ky) = _find(env, "door"), _find(env, "key")
+    env.grid.set(kx, ky, None)
+    env.grid.set(dx - 1, dy, Key(env.grid.get(dx, dy).color))
+    env.agent_pos, env.agent_dir = (dx - 2, dy), 0
+    return [core.PICKUP, core.FORWARD, core.TOGGLE]  # the last toggle opens the door: success
+
+
+def _corridor(env):
+    """The locked door opened and the agent on it, facing the ball (pickup: success)."""
+    (dx, dy) = next((i, j) for i in range(env.width) for j in range(env.height) if env.grid.get(i, j) is not None
+                    and env.grid.get(i, j).type == "door" and env.grid.get(i, j).is_locked)
+    door = env.grid.get(dx, dy)
+    door.is_locked, door.is_open = False, True
+    env.agent_pos, env.agent_dir = (dx, dy), 0
+    return [core.LEFT, core.RIGHT, core.PICKUP]
+
+
+def _put_near(env, near):
+    """Only the two objects, the move object at (2, 2), the target at (4, 4); pick up and drop near or far."""
+    move, target = env.grid.get(*env.move_pos), env.grid.get(*env.target_pos)
+    for i in range(1, env.width - 1):
+        for j in range(1, env.height - 1):
+            env.grid.set(i, j, None)
+    env.grid.set(2, 2, move)
+    env.grid.set(4, 4, target)
+    env.target_pos, env.agent_pos, env.agent_dir = (4, 4), (1, 2), 0
+    # From (1, 2) facing right: pick up, step to (3, 2) then face down (drop at (3, 3), next to the target)
+    # or face up (drop at (3, 1), two rows away).
+    return [core.PICKUP, core.FORWARD, core.FORWARD, core.RIGHT if near else core.LEFT, core.DROP]
+
+
+@pytest.mark.parametrize("env_id, setup, success", [
+    ("MiniGrid-Unlock-v0", _unlock, True),
+    ("MiniGrid-KeyCorridorS3R2-v0", _corridor, True),
+    ("MiniGrid-PutNear-6x6-N2-v0", functools.partial(_put_near, near=True), True),
+    ("MiniGrid-PutNear-6x6-N2-v0", functools.partial(_put_near, near=False), False),
+])
+def test_scripted_endings_match_the_official_package(env_id, setup, success):
+    # Random actions rarely open Unlock's door, reach KeyCorridor's ball or drop next to PutNear's target:
+    # the official world is edited so that a few actions do, then both replay them.
+    jax_env, rollout = rollout_for(env_id)
+    official_env = gym.make(env_id)
+    official_env.reset(seed=3)
+    actions = setup(official_env.unwrapped)
+    padded = actions + [core.LEFT] * (_default_length(jax_env) - len(actions))  # the compiled rollout's length
+    reward, terminated, _ = replay(official_env, jax_env, np.array(padded), rollout)
+    assert terminated and (reward > 0) == success
 
 
 @pytest.mark.slow
