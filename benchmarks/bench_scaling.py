@@ -15,7 +15,7 @@ with the Atari-100k settings), from the same initial state and on the same batch
 
 Simulated CPU devices share the machine's cores, so on a CPU the "scaling" measures the
 overhead of splitting a batch (a ratio ≤ 1 is expected); on D real accelerators it is the
-data-parallel speed-up. BBF (issue 11) is not implemented yet and is not covered.
+data-parallel speed-up. BBF (``algorithms/bbf``, issue 11, landed during this work) is not covered yet.
 
 ``--child`` runs the measurement itself in the current process (the suite and the tests
 start it with the XLA flag set in the child's environment, before jax is imported).

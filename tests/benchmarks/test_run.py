@@ -54,7 +54,7 @@ def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path)
     # 50M env steps at 2,000/s + 12.5M updates at 25/s = 6,944 + 138,889 s = 40.5 h... in hours:
     assert f"{(50_000_000 / 2000 + 12_500_000 / 25) / 3600:,.0f} h" in text
     assert f"{(50_000_000 / 1000 + 12_500_000 * 0.01) / 3600:,.0f} h" in text  # the full-run reference column
-    assert "BBF is not implemented yet (issue 11)" in text and "not yet implemented" in text
+    assert "not covered yet: `algorithms/bbf`" in text and "not yet implemented" in text
     assert "not measured (no GPU" in text
 
 
