@@ -67,7 +67,7 @@ def test_smoke_writes_every_output_of_the_cli_contract(smoke_run):
 def test_same_seed_same_metrics_and_a_sigkilled_run_resumes_identically(smoke_run, tmp_path, scripts):
     reference, _ = smoke_run
     out = str(tmp_path / "killed")
-    scripts.kill_at_checkpoint_and_resume("algorithms.dqn.train", "smoke", out, step=3000, timeout=120)
+    scripts.kill_at_checkpoint_and_resume("algorithms.dqn.train", "smoke", out, step=3000, timeout=600)
     assert _learning_metrics(out) == _learning_metrics(reference)
     cfg = dataclasses.replace(SMOKE, progress=False)
     for a, b in zip(jax.tree.leaves(_final_params(out, cfg)), jax.tree.leaves(_final_params(reference, cfg))):
