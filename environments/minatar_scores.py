@@ -47,3 +47,30 @@ def format_interval(interval) -> str:
     """``point [lower, upper]`` with three decimals."""
     point, lower, upper = interval
     return f"{point:.3f} [{lower:.3f}, {upper:.3f}]"
+
+
+def comparison_tables(result: dict, labels, *, reps: int = 10_000, seed: int = 0):
+    """The two markdown tables of a MinAtar comparison from a :func:`core.aggregate.aggregate` result.
+
+    Returns ``(summary, lines)``: per label ``{"runs_per_game", "iqm", "mean"}``, and the lines of
+    the aggregate table (IQM and mean with CIs, runs per game) followed by the per-game table
+    (final greedy return, mean ± std over seeds (n)).
+    """
+    envs = result["envs"]
+    summary, rows = {}, []
+    for label in labels:
+        per_game = result["per_label"][label]["per_game"]
+        scores = aggregate({env: per_game[env]["scores"] for env in envs}, reps=reps, seed=seed)
+        summary[label] = {"runs_per_game": scores["runs"], "iqm": scores["iqm"], "mean": scores["mean"]}
+        rows.append(f"| {label} | {format_interval(scores['iqm'])} | {format_interval(scores['mean'])} "
+                    f"| {scores['runs']} |")
+    lines = ["| agent | IQM | mean | runs per game |", "|---|---:|---:|---:|", *rows, "",
+             "Per game: final greedy evaluation return (32 episodes), mean ± std over seeds (n).", "",
+             "| game | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for env in envs:
+        cells = []
+        for label in labels:
+            game = result["per_label"][label]["per_game"][env]
+            cells.append(f"{game['mean']:.2f} ± {game['std']:.2f} ({game['n']})")
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    return summary, lines

@@ -54,26 +54,11 @@ def report(args) -> int:
     except aggregate.AggregateError as error:
         cli.fail(str(error))
     envs = result["envs"]
-    rows, summary = [], {}
-    for label in labels:
-        per_game = result["per_label"][label]["per_game"]
-        scores = minatar_scores.aggregate({env: per_game[env]["scores"] for env in envs}, reps=args.reps,
-                                          seed=args.seed)
-        summary[label] = {"runs_per_game": scores["runs"], "iqm": scores["iqm"], "mean": scores["mean"]}
-        rows.append(f"| {label} | {minatar_scores.format_interval(scores['iqm'])} "
-                    f"| {minatar_scores.format_interval(scores['mean'])} | {scores['runs']} |")
+    summary, tables = minatar_scores.comparison_tables(result, labels, reps=args.reps, seed=args.seed)
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}`.", "",
              f"Normalised score: 0 = random policy, 1 = DrQ(ε) at 50k steps; {len(envs)} games; "
              f"95% stratified-bootstrap CIs ({args.reps:,} replicates).", "",
-             "| agent | IQM | mean | runs per game |", "|---|---:|---:|---:|", *rows, "",
-             "Per game: final greedy evaluation return (32 episodes), mean ± std over seeds (n).", "",
-             "| game | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for env in envs:
-        cells = []
-        for label in labels:
-            game = result["per_label"][label]["per_game"][env]
-            cells.append(f"{game['mean']:.2f} ± {game['std']:.2f} ({game['n']})")
-        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+             *tables]
     prefix = os.path.join(args.results, "ksme_minatar")
     os.makedirs(args.results, exist_ok=True)
     with open(prefix + ".md", "w") as f:
