@@ -164,6 +164,16 @@ class HostEnv:
         return dict(self._pool.config)
 
     @property
+    def action_bounds(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """``(minimum, maximum)``, each ``[A]`` float32, for continuous actions (MuJoCo); ``None`` if discrete."""
+        spec = self._pool.action_spec()
+        if isinstance(spec, dm_env.specs.DiscreteArray) or not isinstance(spec, dm_env.specs.BoundedArray):
+            return None
+        shape = tuple(spec.shape)
+        return (np.broadcast_to(np.asarray(spec.minimum, np.float32), shape).copy(),
+                np.broadcast_to(np.asarray(spec.maximum, np.float32), shape).copy())
+
+    @property
     def is_async(self) -> bool:
         """Whether ``recv`` returns fewer environments than the pool holds."""
         return self.batch_size < self.num_envs
