@@ -61,6 +61,7 @@ class TestSuccessorMeasureTD(chex.TestCase):
         # and Q itself: r(x) + γ Σ P(x'|x,a) V(x')
         np.testing.assert_allclose(q, r[:, None, :] + gamma * np.einsum("xay,yt->xat", p, exact), atol=1e-4)
 
+    @pytest.mark.slow
     def test_sampled_td_from_a_skewed_behaviour_policy_is_off_policy(self):
         """Sampled transitions of a non-uniform behaviour policy still give the *uniform* policy's measure."""
         p = _random_mdp(1)
@@ -98,7 +99,7 @@ class TestThresholds:
         loss = pvn.quantile_threshold_loss(values, jnp.array([1.0]), proportion=0.25)  # τ = 0.75
         np.testing.assert_allclose(loss, np.mean([(-1.0) * (0.75 - 1.0), 1.0 * 0.75]))
 
-    @pytest.mark.parametrize("proportion", [0.01, 0.1])
+    @pytest.mark.parametrize("proportion", [0.01, pytest.param(0.1, marks=pytest.mark.slow)])
     def test_pinball_regression_makes_the_indicator_fire_on_proportion_p(self, proportion):
         key_data, key_eval = jax.random.split(jax.random.PRNGKey(0))
         scales = jnp.array([1.0, 3.0, 0.2])

@@ -1,0 +1,335 @@
+"""The PVN scaling study: four rooms (exact successor measure) and MinAtar (offline pretraining, online linear evaluation).
+
+    python -m algorithms.pvn.experiment gridworld [--tasks 4 16 64] [--features 8 16 32] [--seeds 0 1 2]
+    python -m algorithms.pvn.experiment minatar [--games ...] [--seeds 0 1 2] [--dry-run]
+    python -m algorithms.pvn.experiment report
+
+``gridworld`` pretrains PVN encoders (random-network indicators, p = 0.05, γ = 0.9) on the
+four-rooms transition table for every (tasks, features) pair, vmapped over seeds, and
+measures the downstream linear value error of 200 random reward functions and the
+principal angles between the features' span and the successor measure's top singular
+subspace, against a frozen random encoder of the same architecture and the SVD oracle
+(:mod:`algorithms.pvn.gridworld`). One JSON per condition under
+``results/gridworld_runs/`` (a finished condition is skipped when rerun).
+
+``minatar`` runs the MinAtar pipeline for every game and seed, each step skipped when
+its output exists: collect the offline dataset (:mod:`algorithms.pvn.dataset`, behaviour
+policies: uniform random and an ε-greedy DQN checkpoint trained here), pretrain PVN
+encoders at every (tasks, features) condition (:mod:`algorithms.pvn.pretrain`), then
+train the linear double-DQN head online on the frozen features
+(:mod:`algorithms.pvn.train`), and the same head on a frozen random encoder of the same
+size. ``report`` writes ``results/pvn_{gridworld,minatar}.{md,json,png}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core import cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.relpath(os.path.join(HERE, "results"))
+GRID_TASKS = (4, 16, 64)
+GRID_FEATURES = (8, 16, 32)
+SEEDS = (0, 1, 2)
+NUM_REWARDS = 200
+
+
+# --------------------------------------------------------------------------- four rooms
+
+
+def gridworld(args) -> int:
+    import jax
+
+    from algorithms.pvn import gridworld as gw
+
+    mdp = gw.four_rooms()
+    psi = np.linalg.inv(np.eye(len(mdp.cells)) - args.gamma * gw.uniform_policy_matrix(mdp.transitions))
+    rewards = np.random.default_rng(12345).normal(size=(len(mdp.cells), NUM_REWARDS))
+    runs = os.path.join(args.results, "gridworld_runs")
+    os.makedirs(runs, exist_ok=True)
+    conditions = [(t, d, "random_network") for t in args.tasks for d in args.features]
+    conditions += [(t, d, "hash") for t, d in args.hash_conditions]
+    for tasks, features, indicator in conditions:
+        path = os.path.join(runs, f"{indicator}_T{tasks}_D{features}.json")
+        if os.path.exists(path):
+            continue
+        cfg = gw.StudyConfig(num_tasks=tasks, num_features=features, indicator=indicator, gamma=args.gamma,
+                             num_updates=args.updates)
+        start = time.perf_counter()
+        phi, rphi, loss, rate = jax.block_until_ready(gw.pretrain_features(cfg, mdp, args.seeds))
+        wall = time.perf_counter() - start
+        per_seed = [{"seed": s, "pvn": gw.evaluate(np.asarray(phi[i]), psi, rewards),
+                     "random": gw.evaluate(np.asarray(rphi[i]), psi, rewards),
+                     "td_loss": float(loss[i]), "firing_rate": float(rate[i])} for i, s in enumerate(args.seeds)]
+        cli.write_json(path, {"config": cfg._asdict(), "seeds": list(args.seeds), "wall_s": round(wall, 1),
+                              "oracle_value_error": gw.oracle(psi, rewards, features), "runs": per_seed})
+        print(f"T={tasks} D={features} {indicator}: {wall:.0f} s, value error PVN "
+              f"{np.mean([r['pvn']['value_error'] for r in per_seed]):.3f} random "
+              f"{np.mean([r['random']['value_error'] for r in per_seed]):.3f}", flush=True)
+    return report_gridworld(args.results)
+
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def report_gridworld(results: str) -> int:
+    runs = os.path.join(results, "gridworld_runs")
+    if not os.path.isdir(runs):
+        return 0
+    records = [json.load(open(os.path.join(runs, f))) for f in sorted(os.listdir(runs)) if f.endswith(".json")]
+    if not records:
+        return 0
+    records.sort(key=lambda r: (r["config"]["indicator"] != "random_network", r["config"]["num_features"],
+                                r["config"]["num_tasks"]))
+    lines = ["Produced by `python -m algorithms.pvn.experiment gridworld` (four rooms, 104 states, γ = "
+             f"{records[0]['config']['gamma']}, {records[0]['config']['num_updates']} updates of batch "
+             f"{records[0]['config']['batch_size']}, {NUM_REWARDS} random rewards r ~ N(0, I)). Value error: "
+             "least-squares fit of V = (I − γP^unif)⁻¹ r by the features, as a fraction of the variance of V "
+             "(lower is better). cos²: mean squared cosine of the principal angles between the features' span "
+             "and the top-rank(Φ) left singular subspace of the successor measure (1 = the same span). "
+             "Mean ± std over seeds.", "",
+             "| indicator | tasks T | features D | value error PVN | value error random enc. | SVD oracle | "
+             "cos² PVN | cos² random | rank PVN | TD loss | firing rate | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        c, rs = r["config"], r["runs"]
+        lines.append(
+            f"| {c['indicator']} | {c['num_tasks']} | {c['num_features']} | "
+            f"{_mean_std([x['pvn']['value_error'] for x in rs])} | {_mean_std([x['random']['value_error'] for x in rs])} | "
+            f"{r['oracle_value_error']:.3f} | {_mean_std([x['pvn']['mean_cos2'] for x in rs])} | "
+            f"{_mean_std([x['random']['mean_cos2'] for x in rs])} | "
+            f"{np.mean([x['pvn']['rank'] for x in rs]):.1f} | {np.mean([x['td_loss'] for x in rs]):.4f} | "
+            f"{np.mean([x['firing_rate'] for x in rs]):.3f} | {r['wall_s']} |")
+    prefix = os.path.join(results, "pvn_gridworld")
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cli.write_json(prefix + ".json", records)
+    _plot_gridworld(records, prefix + ".png")
+    print("\n".join(lines))
+    return 0
+
+
+def _plot_gridworld(records, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rn = [r for r in records if r["config"]["indicator"] == "random_network"]
+    widths = sorted({r["config"]["num_features"] for r in rn})
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=130, layout="constrained")
+    for d in widths:
+        rows = sorted((r for r in rn if r["config"]["num_features"] == d), key=lambda r: r["config"]["num_tasks"])
+        tasks = [r["config"]["num_tasks"] for r in rows]
+        for ax, key in zip(axes, ("value_error", "mean_cos2")):
+            m = [np.mean([x["pvn"][key] for x in r["runs"]]) for r in rows]
+            s = [np.std([x["pvn"][key] for x in r["runs"]]) for r in rows]
+            line = ax.errorbar(tasks, m, yerr=s, marker="o", capsize=2, label=f"PVN D={d}")
+            rnd = np.mean([x["random"][key] for r in rows for x in r["runs"]])
+            ax.axhline(rnd, color=line[0].get_color(), ls=":", lw=1)
+            if key == "value_error":
+                ax.axhline(rows[0]["oracle_value_error"], color=line[0].get_color(), ls="--", lw=0.8)
+    axes[0].set_ylabel("linear value error (fraction of variance)")
+    axes[1].set_ylabel("mean cos² of principal angles")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("number of tasks T")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("dotted: random encoder, dashed: SVD oracle", fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Four rooms: PVN features vs tasks and width (mean ± std over seeds)", fontsize=10)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m algorithms.pvn.experiment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gridworld", help="the four-rooms scaling study (in process, vmapped over seeds)")
+    g.add_argument("--tasks", nargs="+", type=int, default=list(GRID_TASKS))
+    g.add_argument("--features", nargs="+", type=int, default=list(GRID_FEATURES))
+    g.add_argument("--hash-conditions", nargs="*", default=["16x16"],
+                   help="TxD pairs also run with hash indicators")
+    g.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    g.add_argument("--updates", type=int, default=4000)
+    g.add_argument("--gamma", type=float, default=0.9)
+    g.add_argument("--results", default=RESULTS)
+    m = sub.add_parser("minatar", help="datasets, pretraining, linear evaluation (resumable)")
+    m.add_argument("--games", nargs="+", default=list(MINATAR_GAMES))
+    m.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    m.add_argument("--results", default=RESULTS)
+    m.add_argument("--runs", default="runs/pvn_minatar", help="datasets, checkpoints and run dirs (not committed)")
+    m.add_argument("--dry-run", action="store_true")
+    r = sub.add_parser("report", help="tables and figures from what has finished")
+    r.add_argument("--results", default=RESULTS)
+    r.add_argument("--runs", default="runs/pvn_minatar")
+    args = parser.parse_args(argv)
+    if args.command == "gridworld":
+        try:
+            args.hash_conditions = [tuple(int(v) for v in s.split("x")) for s in args.hash_conditions]
+        except ValueError:
+            cli.fail(f"--hash-conditions: expected TxD pairs such as 16x16, got {args.hash_conditions}")
+        return gridworld(args)
+    if args.command == "minatar":
+        return minatar(args)
+    report_gridworld(args.results)
+    return report_minatar(args)
+
+
+MINATAR_GAMES = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
+MINATAR_CONDITIONS = {"PVN T=10": 10, "PVN T=100": 100, "random encoder": None}
+"""label -> number of indicator tasks of the pretrained encoder (None: frozen random encoder); D = 256 throughout."""
+DATASET_ARGS = ("cpu", "--behaviour", "mixed", "--epsilon", "0.1", "--total-steps", "48000", "--num-envs", "16",
+                "--no-progress")
+DQN_ARGS = ("cpu", "--total-steps", "30000", "--eval-every", "10000", "--checkpoint-every", "10000", "--no-progress")
+PRETRAIN_ARGS = ("cpu", "--num-updates", "2000", "--batch-size", "64", "--warmup-updates", "250", "--log-every", "250",
+                 "--checkpoint-every", "1000", "--no-progress")
+LINEAR_ARGS = ("cpu", "--total-steps", "20000", "--eval-every", "10000", "--checkpoint-every", "10000",
+               "--log-every", "5000", "--no-progress")
+
+
+def _label_dir(label: str) -> str:
+    return label.lower().replace(" ", "_").replace("=", "")
+
+
+def _run(command, log_path, dry_run) -> bool:
+    """Runs one step as its own process (log to ``log_path``); returns whether it succeeded."""
+    print(("[dry-run] " if dry_run else "") + shlex.join(command), flush=True)
+    if dry_run:
+        return True
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    print(f"  -> exit {code} in {time.perf_counter() - start:.0f} s (log {log_path})", flush=True)
+    return code == 0
+
+
+def minatar(args) -> int:
+    """Seed-major: every game and condition at seed 0 first, so a stopped study is balanced."""
+    py = sys.executable
+    failed = 0
+    runs_dir = os.path.join(args.results, "minatar_runs")
+    for game in args.games:
+        dqn_dir = os.path.join(args.runs, "dqn_behaviour", game)
+        if not os.path.exists(os.path.join(dqn_dir, "summary.json")):
+            failed += not _run([py, "-m", "algorithms.dqn.train", *DQN_ARGS, "--env-id", game, "--out-dir", dqn_dir],
+                               dqn_dir + ".log", args.dry_run)
+        data_dir = os.path.join(args.runs, "data", game)
+        if not os.path.exists(os.path.join(data_dir, "summary.json")):
+            failed += not _run([py, "-m", "algorithms.pvn.dataset", *DATASET_ARGS, "--env-id", game, "--dqn-dir",
+                                dqn_dir, "--out-dir", data_dir], data_dir + ".log", args.dry_run)
+    for seed in args.seeds:
+        for game in args.games:
+            data_dir = os.path.join(args.runs, "data", game)
+            for label, tasks in MINATAR_CONDITIONS.items():
+                out = os.path.join(runs_dir, _label_dir(label), game, f"seed{seed}")
+                if os.path.exists(os.path.join(out, "summary.json")):
+                    continue
+                extra = ["--encoder", "random"]
+                if tasks is not None:
+                    pre = os.path.join(args.runs, "pretrain", _label_dir(label), game, f"seed{seed}")
+                    if not os.path.exists(os.path.join(pre, "summary.json")):
+                        if not _run([py, "-m", "algorithms.pvn.pretrain", *PRETRAIN_ARGS, "--dataset-dir", data_dir,
+                                     "--num-tasks", str(tasks), "--seed", str(seed), "--out-dir", pre],
+                                    pre + ".log", args.dry_run):
+                            failed += 1
+                            continue
+                        if not args.dry_run:  # the pretraining summary travels with the committed results
+                            os.makedirs(out, exist_ok=True)
+                            with open(os.path.join(pre, "summary.json")) as f:
+                                cli.write_json(os.path.join(out, "pretrain_summary.json"), json.load(f))
+                    extra = ["--encoder", "pvn", "--pretrained-dir", pre]
+                failed += not _run([py, "-m", "algorithms.pvn.train", *LINEAR_ARGS, "--env-id", game, "--seed",
+                                    str(seed), "--out-dir", out, *extra], out + ".log", args.dry_run)
+    if not args.dry_run:
+        report_minatar(args)
+    return 1 if failed else 0
+
+
+def report_minatar(args) -> int:
+    runs_dir = os.path.join(args.results, "minatar_runs")
+    table = {}
+    for label in MINATAR_CONDITIONS:
+        for game in MINATAR_GAMES:
+            root = os.path.join(runs_dir, _label_dir(label), game)
+            if not os.path.isdir(root):
+                continue
+            for seed_dir in sorted(os.listdir(root)):
+                path = os.path.join(root, seed_dir, "summary.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        summary = json.load(f)
+                    pre_path = os.path.join(root, seed_dir, "pretrain_summary.json")
+                    pre = json.load(open(pre_path)) if os.path.exists(pre_path) else {}
+                    table.setdefault(game, {}).setdefault(label, []).append(
+                        {"seed": summary["seed"], "eval_return": summary["headline"]["value"],
+                         "wall_s": summary["wall_s"], "pretrain_td_loss": pre.get("headline", {}).get("value"),
+                         "pretrain_wall_s": pre.get("wall_s")})
+    if not table:
+        return 0
+    from environments import minatar_scores
+
+    lines = ["Produced by `python -m algorithms.pvn.experiment minatar` then `report`. Offline datasets of "
+             "48k time steps per game (16 streams: 8 uniform-random, 8 ε-greedy (ε = 0.1) DQN after 30k steps of "
+             "`algorithms.dqn.train cpu`); PVN pretraining 2,000 updates of batch 64 (MinAtar CNN + 256 features, "
+             "random-network indicators p = 0.01, lr 1e-3, γ 0.99, EMA 0.99, 250 warm-up updates); linear "
+             "double-DQN head trained online for 20k steps on the frozen features; greedy evaluation return over "
+             "32 episodes at the end, mean ± std over seeds (n).", "",
+             "| game | " + " | ".join(MINATAR_CONDITIONS) + " | random policy |",
+             "|---|" + "---|" * (len(MINATAR_CONDITIONS) + 1)]
+    for game, per in table.items():
+        cells = []
+        for label in MINATAR_CONDITIONS:
+            vals = [r["eval_return"] for r in per.get(label, []) if r["eval_return"] is not None]
+            cells.append(f"{np.mean(vals):.2f} ± {np.std(vals):.2f} ({len(vals)})" if vals else "–")
+        lines.append(f"| {game} | " + " | ".join(cells) + f" | {minatar_scores.RANDOM.get(game, float('nan')):.2f} |")
+    prefix = os.path.join(args.results, "pvn_minatar")
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cli.write_json(prefix + ".json", table)
+    _plot_minatar(table, prefix + ".png")
+    print("\n".join(lines))
+    return 0
+
+
+def _plot_minatar(table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = list(table)
+    labels = list(MINATAR_CONDITIONS)
+    fig, ax = plt.subplots(figsize=(6.5, 3.3), dpi=130, layout="constrained")
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        vals = [[r["eval_return"] for r in table[g].get(label, []) if r["eval_return"] is not None] for g in games]
+        x = np.arange(len(games)) + (i - (len(labels) - 1) / 2) * width
+        ax.bar(x, [np.mean(v) if v else 0 for v in vals], width, yerr=[np.std(v) if v else 0 for v in vals],
+               capsize=2, label=label)
+    ax.set_xticks(np.arange(len(games)), [g.replace("-MinAtar", "") for g in games])
+    ax.set_ylabel("greedy return after 20k steps")
+    ax.set_title("Linear evaluation on frozen features (mean ± std over seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

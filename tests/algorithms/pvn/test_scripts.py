@@ -1,0 +1,123 @@
+"""PVN learner and scripts: shapes, learning on a tiny budget, the dataset → pretrain → linear-evaluation pipeline, CLI errors."""
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from algorithms.pvn import dataset, experiment, gridworld, pretrain, train
+from algorithms.pvn import learner as learner_lib
+from core import cli
+
+
+@pytest.mark.parametrize("indicator", ["random_network", pytest.param("hash", marks=pytest.mark.slow)])
+def test_learner_shapes_and_td_loss_falls_on_four_rooms(indicator):
+    cfg = gridworld.StudyConfig(num_tasks=8, num_features=8, indicator=indicator, proportion=0.1, num_updates=300,
+                                batch_size=64, warmup_updates=50, hidden=32)
+    mdp = gridworld.four_rooms()
+    learner = learner_lib.make_learner(gridworld.learner_config(cfg, 4))
+    table = gridworld.transition_table(mdp)
+    state = learner.init(jax.random.PRNGKey(0), table.observation[:1])
+    ind = learner.indicators(state, table.observation)
+    assert ind.shape == (416, 8) and ind.dtype == jnp.float32
+    assert learner.network.task_values(state.params, table.observation[:5]).shape == (5, 4, 8)
+
+    def body(st, k):
+        idx = jax.random.randint(k, (64,), 0, 416)
+        return learner.update(st, jax.tree.map(lambda x: x[idx], table))
+
+    state, m = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.PRNGKey(1), 300)))(state)
+    assert int(state.step) == 300 and np.all(np.isfinite(m.td_loss))
+    # the TD loss of a fixed batch under the learned vs the initial params (same indicators)
+    assert float(m.td_loss[-20:].mean()) < float(m.td_loss[50:70].mean())
+    rate = float(jnp.mean(learner.indicators(state, table.observation)))
+    assert 0.02 < rate < 0.3  # p = 0.1: about 10% of the (one-hot) states
+
+
+def test_warmup_trains_only_the_thresholds():
+    cfg = gridworld.StudyConfig(num_tasks=4, num_features=4, num_updates=5, warmup_updates=5, hidden=8)
+    learner = learner_lib.make_learner(gridworld.learner_config(cfg, 4))
+    table = gridworld.transition_table(gridworld.four_rooms())
+    state = learner.init(jax.random.PRNGKey(0), table.observation[:1])
+    new, _ = jax.jit(learner.update)(state, jax.tree.map(lambda x: x[:32], table))
+    jax.tree.map(np.testing.assert_array_equal, new.params, state.params)
+    assert not np.allclose(new.thresholds, state.thresholds)
+
+
+def test_presets_validate_and_paper_preset_matches_the_paper():
+    for presets in (dataset.PRESETS, pretrain.PRESETS):
+        assert {"smoke", "cpu", "paper"} <= set(presets)
+    p = pretrain.PRESETS["paper"][1]
+    assert (p.torso, p.impala_width, p.num_features, p.num_tasks, p.batch_size) == ("impala", 8, 4096, 100, 256)
+    assert (p.learning_rate, p.adam_eps, p.gamma, p.ema_decay, p.proportion) == (1.05e-4, 1.5e-4, 0.99, 0.99, 0.01)
+    pretrain.PRESETS["cpu"][1].validate()
+    train.PRESETS["cpu"][1].__class__  # noqa: B018 (import check)
+    assert train.PRESETS["cpu"][1].double_q and train.PRESETS["cpu"][1].head_hidden == 0
+
+
+def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys):
+    for module, argv in [(pretrain, ["cpu", "--indicator", "bogus"]), (pretrain, ["cpu", "--proportion", "1.5"]),
+                         (dataset, ["smoke", "--behaviour", "expert"]), (dataset, ["smoke", "--env-id", "Breakout"]),
+                         (train, ["smoke", "--encoder", "random", "--head-hidden", "64"])]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.cli_main(module.PRESETS, module.main, argv=argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_missing_or_corrupt_dataset_is_one_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.cli_main(pretrain.PRESETS, pretrain.main, argv=["smoke", "--dataset-dir", str(tmp_path / "none"),
+                                                            "--out-dir", str(tmp_path / "o")])
+    assert "--dataset-dir" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_pipeline_smoke_dataset_pretrain_linear_eval_and_corruption(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    out = dataset.main(dataclasses.replace(dataset.PRESETS["smoke"][1], out_dir=data, progress=False), preset="smoke")
+    assert out["headline"]["value"] > 1500
+    pre = str(tmp_path / "pre")
+    summary = pretrain.main(dataclasses.replace(pretrain.PRESETS["smoke"][1], dataset_dir=data, out_dir=pre,
+                                                progress=False), preset="smoke")
+    assert np.isfinite(summary["headline"]["value"])
+    records = [json.loads(l) for l in open(os.path.join(pre, "metrics.jsonl"))]
+    assert [r["updates"] for r in records] == [20, 40]
+    lin = str(tmp_path / "lin")
+    res = train.main(dataclasses.replace(train.PRESETS["smoke"][1], pretrained_dir=pre, out_dir=lin, progress=False),
+                     preset="smoke")
+    assert res["headline"]["name"] == "eval_return" and res["headline"]["value"] is not None
+    # the encoder stayed frozen: its parameters equal the pretrained ones after training
+    enc, _, _ = pretrain.load_encoder(pre)
+    from core.checkpoint import Checkpointer
+    ck = Checkpointer(os.path.join(lin, "checkpoints"))
+    cfg = dataclasses.replace(train.PRESETS["smoke"][1], pretrained_dir=pre, out_dir=lin)
+    from algorithms.dqn import loop
+    trainer = loop.make_trainer(cfg, train.make_agent)
+    state = ck.restore(ck.latest_step(), {"state": trainer.init(jax.random.PRNGKey(0)),
+                                          "last_eval": np.zeros(2)})["state"]
+    for k in enc:
+        jax.tree.map(np.testing.assert_array_equal, state[0].train.params[k], enc[k])
+    # truncate a chunk of the dataset: pretraining refuses it with one line naming the file
+    manifest = json.load(open(os.path.join(data, "manifest.json")))
+    victim = os.path.join(data, manifest["chunks"][0]["files"]["observation"]["path"])
+    with open(victim, "r+b") as f:
+        f.truncate(100)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.cli_main(pretrain.PRESETS, pretrain.main, argv=["smoke", "--dataset-dir", data,
+                                                            "--out-dir", str(tmp_path / "pre2")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0] and os.path.basename(victim) in err[0]
+
+
+def test_experiment_reports_what_exists(tmp_path):
+    assert experiment.report_gridworld(str(tmp_path)) == 0
+    assert experiment.main(["minatar", "--dry-run", "--seeds", "0", "--games", "Breakout-MinAtar",
+                            "--results", str(tmp_path), "--runs", str(tmp_path / "runs")]) == 0
