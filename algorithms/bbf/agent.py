@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 import environments
-from core import augmentation, losses, prioritized, replay, target
+from core import augmentation, losses, parallel, prioritized, replay, target
 from core.types import EnvSpec, StepType, TrainState
 
 from algorithms.bbf import bbf
@@ -141,23 +141,36 @@ def augment(key: Array, images: Array, *, pad: int, intensity: float, channels_f
     return images
 
 
+def augment_each(keys: Array, images: Array, *, pad: int, intensity: float, channels_first: bool) -> Array:
+    """:func:`augment` with one key per image (``keys [B, 2]``, ``images [B, *O]``).
+
+    Each image's draw depends on its own key only, so a batch split across devices
+    (data-parallel learner) is augmented exactly as the whole batch on one device.
+    """
+    one = lambda k, x: augment(k, x[None], pad=pad, intensity=intensity, channels_first=channels_first)[0]  # noqa: E731
+    return jax.vmap(one)(keys, images)
+
+
 class LossOutput(NamedTuple):
     loss: Array  # [] float32 Σ_i w_i (CE_i + λ·SPR_i) / B
     cross_entropy: Array  # [B] float32 C51 loss (replay priorities)
     spr: Array  # [B] float32 SPR loss
 
 
-def bbf_loss(params, target_params, batch: Batch, weight: Array, key: Array, *, net: BBFNetwork,
+def bbf_loss(params, target_params, batch: Batch, weight: Array, keys: Array, *, net: BBFNetwork,
              atoms: Array, spr_weight: float, augment_pad: int, intensity: float, channels_first: bool
              ) -> LossOutput:
     """L = Σ_i w_i [CE(Φ(r + γ^m z), p_θ(s, a)) + λ·SPR] / B (BBF Sec. 3; SPR Eq. 1–2; C51 double-Q).
 
     The target distribution uses the target network at a* = argmax of the online values
     (double Q), the SPR targets the target network's projections of s_{t+1..t+K}.
+    ``keys [B, 2]``: one PRNG key per example (its augmentations), so that the loss of a
+    batch shard is the loss of those examples in the whole batch.
     """
-    aug = lambda k, x: augment(k, x, pad=augment_pad, intensity=intensity,  # noqa: E731
-                               channels_first=channels_first)
-    obs_key, next_key, future_key = jax.random.split(key, 3)
+    aug = lambda k, x: augment_each(k, x, pad=augment_pad, intensity=intensity,  # noqa: E731
+                                    channels_first=channels_first)
+    split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)  # [B, 3, 2]
+    obs_key, next_key, future_key = split[:, 0], split[:, 1], split[:, 2]
     observation, next_observation = aug(obs_key, batch.observation), aug(next_key, batch.next_observation)
     latent = net.encode(params, observation)
     logits = net.q_logits(params, latent)
@@ -168,6 +181,7 @@ def bbf_loss(params, target_params, batch: Batch, weight: Array, key: Array, *, 
     if spr_weight:
         size, steps = batch.future_action.shape
         future = batch.future_observation.reshape(size * steps, *batch.future_observation.shape[2:])
+        future_key = jax.vmap(lambda k: jax.random.split(k, steps))(future_key).reshape(size * steps, -1)
         target_projection = net.project(target_params, net.encode(target_params, aug(future_key, future)))
         target_projection = jax.lax.stop_gradient(target_projection).reshape(size, steps, -1)
         predicted = net.rollout(params, latent, batch.future_action)  # [B, K, h, w, C]
@@ -179,19 +193,35 @@ def bbf_loss(params, target_params, batch: Batch, weight: Array, key: Array, *, 
     return LossOutput(loss=loss, cross_entropy=cross_entropy, spr=spr)
 
 
-def make_learner_update(cfg, net: BBFNetwork, optimizer) -> Callable:
-    """``(train, batch, weight [B], key) -> (train, loss [], priority [B])``: one AdamW step, then the EMA target."""
+def make_learner_update(cfg, net: BBFNetwork, optimizer, mesh=None) -> Callable:
+    """``(train, batch, weight [B], key) -> (train, loss [], priority [B])``: one AdamW step, then the EMA target.
+
+    With a ``mesh`` of D > 1 devices (:mod:`core.parallel`) the loss and gradients are
+    computed data-parallel: the batch, its weights and its per-example keys are split
+    across the devices, gradients and loss ``pmean``'d, the per-example C51 losses
+    (priorities) all-gathered; the optimizer and EMA steps then run on the replicated
+    result. Same update as on one device up to float reassociation.
+    """
     atoms = support(cfg.num_atoms, cfg.v_max)
     first = channels_first(cfg)
 
-    def learner_update(train: TrainState, batch: Batch, weight: Array, key: Array):
-        def loss_fn(params):
-            out = bbf_loss(params, train.target_params, batch, weight, key, net=net, atoms=atoms,
+    def gradients(params, target_params, batch: Batch, weight: Array, keys: Array):
+        def loss_fn(p):
+            out = bbf_loss(p, target_params, batch, weight, keys, net=net, atoms=atoms,
                            spr_weight=cfg.spr_weight, augment_pad=cfg.augment_pad, intensity=cfg.intensity_scale,
                            channels_first=first)
             return out.loss, out.cross_entropy
 
-        (loss, cross_entropy), grads = jax.value_and_grad(loss_fn, has_aux=True)(train.params)
+        (loss, cross_entropy), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        grads, loss = parallel.pmean((grads, loss))
+        return grads, loss, parallel.all_gather(cross_entropy)
+
+    if mesh is not None and mesh.size > 1:
+        gradients = parallel.data_parallel(gradients, mesh, num_replicated=2, num_sharded=3)
+
+    def learner_update(train: TrainState, batch: Batch, weight: Array, key: Array):
+        keys = jax.random.split(key, weight.shape[0])  # [B, 2] one augmentation key per example
+        grads, loss, cross_entropy = gradients(train.params, train.target_params, batch, weight, keys)
         updates, opt_state = optimizer.update(grads, train.opt_state, train.params)
         params = optax.apply_updates(train.params, updates)
         target_params = target.ema_update(params, train.target_params, tau=cfg.target_tau)
@@ -219,12 +249,17 @@ def reset_networks(train: TrainState, fresh_online, fresh_target, *, cfg, optimi
     return train._replace(params=params, target_params=target_params, opt_state=optimizer.init(params))
 
 
-def make_bbf_agent(cfg, spec: EnvSpec) -> Agent:
-    """The BBF agent's pure functions (same contract as :func:`algorithms.dqn.agent.make_agent`)."""
+def make_bbf_agent(cfg, spec: EnvSpec, mesh=None) -> Agent:
+    """The BBF agent's pure functions (same contract as :func:`algorithms.dqn.agent.make_agent`).
+
+    ``mesh``: the devices of the data-parallel learner (default: ``cfg.num_devices`` local
+    devices, 0 = all); one device runs the plain update.
+    """
     net = make_bbf_network(network_config(cfg), spec.num_actions)
-    base = make_agent(cfg, spec, network=net.q_network)
+    mesh = mesh if mesh is not None else parallel.local_mesh(cfg.num_devices or None)
+    base = make_agent(cfg, spec, mesh, network=net.q_network)
     optimizer = make_optimizer(cfg)
-    learner_update = make_learner_update(cfg, net, optimizer)
+    learner_update = make_learner_update(cfg, net, optimizer, mesh)
     horizon = replay_horizon(cfg)
     first = channels_first(cfg)
     frame_stack = spec.observation_shape[0] if first and len(spec.observation_shape) == 3 else 1
