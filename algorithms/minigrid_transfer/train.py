@@ -156,13 +156,13 @@ PRESETS = {
                      checkpoint_every=16_384, eval_episodes=16, out_dir="runs/minigrid_transfer/smoke")),
     "cpu": ("DoorKey-8x8 solved on one CPU core: 64 envs × 128 steps, 1M steps",
             Config()),
-    "twin_minigrid": ("the transfer source: the Minigrid twin task, 3 actions, 524k steps",
-                      Config(env_id=twin.ENV_ID, num_actions=3, total_steps=524_288,
-                             out_dir="runs/minigrid_transfer/twin_minigrid")),
-    "twin_miniworld": ("the transfer target: the Miniworld twin task (host loop), 4 envs × 128 steps",
-                       Config(env_id="MiniWorld-GoToObjTwin-v0", num_actions=3, total_steps=24_576, num_envs=4,
+    "twin_minigrid": ("the transfer source: the Minigrid twin task, 3 actions, 131k steps",
+                      Config(env_id=twin.ENV_ID, num_actions=3, total_steps=131_072, log_every=16_384,
+                             checkpoint_every=65_536, out_dir="runs/minigrid_transfer/twin_minigrid")),
+    "twin_miniworld": ("the transfer target: the Miniworld twin task (host loop), 4 envs × 128 steps, 6k steps",
+                       Config(env_id="MiniWorld-GoToObjTwin-v0", num_actions=3, total_steps=6_144, num_envs=4,
                               num_steps=128, num_minibatches=8, update_epochs=4, learning_rate=3e-4,
-                              anneal_lr=False, ent_coef=0.0, log_every=1_536, checkpoint_every=6_144,
+                              anneal_lr=False, ent_coef=0.0, log_every=512, checkpoint_every=3_072,
                               eval_episodes=20, out_dir="runs/minigrid_transfer/twin_miniworld")),
     "paper": ("the paper's: Stable-Baselines3 PPO defaults (2048 steps, 64 per minibatch, 10 epochs, 3e-4), "
               "Minigrid twin 2M steps (Miniworld: --env-id MiniWorld-GoToObjTwin-v0 --total-steps 196608)",
@@ -478,6 +478,8 @@ def main_minigrid(cfg: Config, *, preset: str) -> dict:
             checkpointer.save(done_steps, jax.tree.map(_storable, state))
     bar.close()
     checkpointer.close()
+    if eval_return is None and cfg.eval_episodes:  # a finished run resumed: the last record's evaluation again
+        eval_return = float(eval_c(state.params, jax.random.fold_in(eval_key, done_steps)))
     steady = float(np.median(sps_list[1:] if len(sps_list) > 1 else sps_list)) if sps_list else None
     return _finish(cfg, preset, state.params, eval_return, done_steps, time.perf_counter() - start, compile_s, steady,
                    {"num_actions": num_actions})
