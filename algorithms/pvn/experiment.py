@@ -57,6 +57,7 @@ def gridworld(args) -> int:
     runs = os.path.join(args.results, "gridworld_runs")
     os.makedirs(runs, exist_ok=True)
     conditions = [(t, d, "random_network") for t in args.tasks for d in args.features]
+    conditions += [(t, d, "random_network") for t, d in args.extra_conditions if (t, d, "random_network") not in conditions]
     conditions += [(t, d, "hash") for t, d in args.hash_conditions]
     for tasks, features, indicator in conditions:
         path = os.path.join(runs, f"{indicator}_T{tasks}_D{features}.json")
@@ -165,6 +166,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     g.add_argument("--features", nargs="+", type=int, default=list(GRID_FEATURES))
     g.add_argument("--hash-conditions", nargs="*", default=["16x16"],
                    help="TxD pairs also run with hash indicators")
+    g.add_argument("--extra-conditions", nargs="*", default=["16x64", "64x64"],
+                   help="further TxD pairs with random-network indicators (width and tasks scaled together)")
     g.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     g.add_argument("--updates", type=int, default=4000)
     g.add_argument("--gamma", type=float, default=0.9)
@@ -182,8 +185,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "gridworld":
         try:
             args.hash_conditions = [tuple(int(v) for v in s.split("x")) for s in args.hash_conditions]
+            args.extra_conditions = [tuple(int(v) for v in s.split("x")) for s in args.extra_conditions]
         except ValueError:
-            cli.fail(f"--hash-conditions: expected TxD pairs such as 16x16, got {args.hash_conditions}")
+            cli.fail(f"--hash-conditions/--extra-conditions: expected TxD pairs such as 16x16, got "
+                     f"{args.hash_conditions} / {args.extra_conditions}")
         return gridworld(args)
     if args.command == "minatar":
         return minatar(args)
@@ -192,15 +197,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 MINATAR_GAMES = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
-MINATAR_CONDITIONS = {"PVN T=10": 10, "PVN T=100": 100, "random encoder": None}
+MINATAR_CONDITIONS = {"random encoder": None, "PVN T=100": 100, "PVN T=10": 10}
 """label -> number of indicator tasks of the pretrained encoder (None: frozen random encoder); D = 256 throughout."""
 DATASET_ARGS = ("cpu", "--behaviour", "mixed", "--epsilon", "0.1", "--total-steps", "48000", "--num-envs", "16",
                 "--no-progress")
 DQN_ARGS = ("cpu", "--total-steps", "30000", "--eval-every", "10000", "--checkpoint-every", "10000", "--no-progress")
 PRETRAIN_ARGS = ("cpu", "--num-updates", "2000", "--batch-size", "64", "--warmup-updates", "250", "--log-every", "250",
                  "--checkpoint-every", "1000", "--no-progress")
-LINEAR_ARGS = ("cpu", "--total-steps", "20000", "--eval-every", "10000", "--checkpoint-every", "10000",
-               "--log-every", "5000", "--no-progress")
+LINEAR_ARGS = ("cpu", "--total-steps", "10000", "--eval-every", "5000", "--checkpoint-every", "5000",
+               "--log-every", "2500", "--no-progress")
+MAIN_COMPARISON = ("random encoder", "PVN T=100")
+"""Run first at every seed (then the other conditions), so that a study stopped early holds the main comparison."""
 
 
 def _label_dir(label: str) -> str:
@@ -221,7 +228,7 @@ def _run(command, log_path, dry_run) -> bool:
 
 
 def minatar(args) -> int:
-    """Seed-major: every game and condition at seed 0 first, so a stopped study is balanced."""
+    """The main comparison at every seed and game first, then the other conditions (each seed-major)."""
     py = sys.executable
     failed = 0
     runs_dir = os.path.join(args.results, "minatar_runs")
@@ -234,29 +241,29 @@ def minatar(args) -> int:
         if not os.path.exists(os.path.join(data_dir, "summary.json")):
             failed += not _run([py, "-m", "algorithms.pvn.dataset", *DATASET_ARGS, "--env-id", game, "--dqn-dir",
                                 dqn_dir, "--out-dir", data_dir], data_dir + ".log", args.dry_run)
-    for seed in args.seeds:
-        for game in args.games:
-            data_dir = os.path.join(args.runs, "data", game)
-            for label, tasks in MINATAR_CONDITIONS.items():
-                out = os.path.join(runs_dir, _label_dir(label), game, f"seed{seed}")
-                if os.path.exists(os.path.join(out, "summary.json")):
-                    continue
-                extra = ["--encoder", "random"]
-                if tasks is not None:
-                    pre = os.path.join(args.runs, "pretrain", _label_dir(label), game, f"seed{seed}")
-                    if not os.path.exists(os.path.join(pre, "summary.json")):
-                        if not _run([py, "-m", "algorithms.pvn.pretrain", *PRETRAIN_ARGS, "--dataset-dir", data_dir,
-                                     "--num-tasks", str(tasks), "--seed", str(seed), "--out-dir", pre],
-                                    pre + ".log", args.dry_run):
-                            failed += 1
-                            continue
-                        if not args.dry_run:  # the pretraining summary travels with the committed results
-                            os.makedirs(out, exist_ok=True)
-                            with open(os.path.join(pre, "summary.json")) as f:
-                                cli.write_json(os.path.join(out, "pretrain_summary.json"), json.load(f))
-                    extra = ["--encoder", "pvn", "--pretrained-dir", pre]
-                failed += not _run([py, "-m", "algorithms.pvn.train", *LINEAR_ARGS, "--env-id", game, "--seed",
-                                    str(seed), "--out-dir", out, *extra], out + ".log", args.dry_run)
+    groups = (MAIN_COMPARISON, tuple(label for label in MINATAR_CONDITIONS if label not in MAIN_COMPARISON))
+    order = [(seed, game, label) for group in groups for seed in args.seeds for game in args.games for label in group]
+    for seed, game, label in order:
+        tasks = MINATAR_CONDITIONS[label]
+        data_dir = os.path.join(args.runs, "data", game)
+        out = os.path.join(runs_dir, _label_dir(label), game, f"seed{seed}")
+        if os.path.exists(os.path.join(out, "summary.json")):
+            continue
+        extra = ["--encoder", "random"]
+        if tasks is not None:
+            pre = os.path.join(args.runs, "pretrain", _label_dir(label), game, f"seed{seed}")
+            if not os.path.exists(os.path.join(pre, "summary.json")) and not _run(
+                    [py, "-m", "algorithms.pvn.pretrain", *PRETRAIN_ARGS, "--dataset-dir", data_dir,
+                     "--num-tasks", str(tasks), "--seed", str(seed), "--out-dir", pre], pre + ".log", args.dry_run):
+                failed += 1
+                continue
+            if not args.dry_run:  # the pretraining summary travels with the committed results
+                os.makedirs(out, exist_ok=True)
+                with open(os.path.join(pre, "summary.json")) as f:
+                    cli.write_json(os.path.join(out, "pretrain_summary.json"), json.load(f))
+            extra = ["--encoder", "pvn", "--pretrained-dir", pre]
+        failed += not _run([py, "-m", "algorithms.pvn.train", *LINEAR_ARGS, "--env-id", game, "--seed",
+                            str(seed), "--out-dir", out, *extra], out + ".log", args.dry_run)
     if not args.dry_run:
         report_minatar(args)
     return 1 if failed else 0
@@ -289,7 +296,7 @@ def report_minatar(args) -> int:
              "48k time steps per game (16 streams: 8 uniform-random, 8 ε-greedy (ε = 0.1) DQN after 30k steps of "
              "`algorithms.dqn.train cpu`); PVN pretraining 2,000 updates of batch 64 (MinAtar CNN + 256 features, "
              "random-network indicators p = 0.01, lr 1e-3, γ 0.99, EMA 0.99, 250 warm-up updates); linear "
-             "double-DQN head trained online for 20k steps on the frozen features; greedy evaluation return over "
+             "double-DQN head trained online for 10k steps on the frozen features; greedy evaluation return over "
              "32 episodes at the end, mean ± std over seeds (n).", "",
              "| game | " + " | ".join(MINATAR_CONDITIONS) + " | random policy |",
              "|---|" + "---|" * (len(MINATAR_CONDITIONS) + 1)]
@@ -324,7 +331,7 @@ def _plot_minatar(table, path):
         ax.bar(x, [np.mean(v) if v else 0 for v in vals], width, yerr=[np.std(v) if v else 0 for v in vals],
                capsize=2, label=label)
     ax.set_xticks(np.arange(len(games)), [g.replace("-MinAtar", "") for g in games])
-    ax.set_ylabel("greedy return after 20k steps")
+    ax.set_ylabel("greedy return after 10k steps")
     ax.set_title("Linear evaluation on frozen features (mean ± std over seeds)", fontsize=9)
     ax.legend(fontsize=8)
     fig.savefig(path)

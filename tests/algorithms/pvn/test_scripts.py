@@ -54,7 +54,6 @@ def test_presets_validate_and_paper_preset_matches_the_paper():
     assert (p.torso, p.impala_width, p.num_features, p.num_tasks, p.batch_size) == ("impala", 8, 4096, 100, 256)
     assert (p.learning_rate, p.adam_eps, p.gamma, p.ema_decay, p.proportion) == (1.05e-4, 1.5e-4, 0.99, 0.99, 0.01)
     pretrain.PRESETS["cpu"][1].validate()
-    train.PRESETS["cpu"][1].__class__  # noqa: B018 (import check)
     assert train.PRESETS["cpu"][1].double_q and train.PRESETS["cpu"][1].head_hidden == 0
 
 
@@ -67,6 +66,19 @@ def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_linear_evaluation_refuses_an_encoder_of_another_architecture(tmp_path, capsys):
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    (pre / "config.json").write_text(json.dumps({"torso": "minatar", "num_features": 32, "impala_width": 1}))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.cli_main(train.PRESETS, train.main, argv=["smoke", "--pretrained-dir", str(pre), "--num-features", "64",
+                                                      "--out-dir", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--num-features" in err and "32" in err
+    assert not (tmp_path / "o").exists()  # failed before any work
 
 
 def test_missing_or_corrupt_dataset_is_one_clear_error(tmp_path, capsys):
