@@ -9,11 +9,11 @@ target computation, C51 + SPR loss, AdamW, EMA target) on a fixed random batch (
 either dispatched once per update (the baseline) or as ``K`` updates inside one
 ``lax.scan`` per dispatch (``K`` = 8, the paper's replay ratio), on the ``cpu`` preset's
 network (MinAtar, Impala ×1) and, without ``--quick``, on the ``paper`` network (Impala ×4,
-84×84×4; seconds per update on a CPU, meant for an accelerator).
+84×84×4; ~27 s of CPU per update here, meant for an accelerator).
 
 **Devices.** In a child process started with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (on an accelerator box: the real
-local devices), the same update on a mesh of 1, 2 and 4 devices (:mod:`core.parallel`: the
+local devices), the same update (``cpu`` network; ``smoke`` network with ``--quick``) on a mesh of 1, 2 and 4 devices (:mod:`core.parallel`: the
 batch, its weights and per-example augmentation keys split, gradients ``pmean``'d,
 priorities all-gathered) from the same state on the same batches: parameters and
 priorities must equal those of the plain single-device update within float tolerance;
@@ -221,7 +221,9 @@ def run(quick: bool, out: str = RESULTS, device_counts=(1, 2, 4)) -> list[dict]:
                           label, f"{r['gradient_steps_per_s']:,.2f}", f"{r['ms_per_gradient_step']:,.1f}",
                           f"{r['gradient_steps_per_s'] / base:.2f}", f"{r['compile_s']:.0f}"])
     device_counts = list(device_counts)
-    scaling = spawn_child(device_counts, preset="cpu", batch_size=32, updates=3, timing_updates=5 if quick else 20)
+    scale_preset = "smoke" if quick else "cpu"  # --quick: the smoke network (compiles in seconds), still batch 32
+    scaling = spawn_child(device_counts, preset=scale_preset, batch_size=32, updates=3,
+                          timing_updates=5 if quick else 20)
     child_meta = common.meta(child_xla_flags=f"--xla_force_host_platform_device_count={max(device_counts)}")
     scale_table = []
     base = next(r for r in scaling if r["devices"] == 1)["updates_per_s"]
@@ -229,7 +231,7 @@ def run(quick: bool, out: str = RESULTS, device_counts=(1, 2, 4)) -> list[dict]:
         common.append_jsonl(path, {"benchmark": "scaling", **r, **child_meta})
         suite.append(common.measurement(
             "scaling", f"bbf learner, {r['devices']} device(s)", r["updates_per_s"], "updates/s",
-            config={"devices": r["devices"], "batch": r["batch_size"], "network": "bbf cpu"},
+            config={"devices": r["devices"], "batch": r["batch_size"], "network": f"bbf {scale_preset}"},
             baseline="same update on 1 device", baseline_value=base,
             max_abs_diff_vs_1_device=r["max_abs_diff_vs_plain"]))
         scale_table.append([r["devices"], f"{r['updates_per_s']:,.1f}", f"{r['updates_per_s'] / base:.2f}",
@@ -239,7 +241,7 @@ def run(quick: bool, out: str = RESULTS, device_counts=(1, 2, 4)) -> list[dict]:
             "batch 32, fixed random batch, one device.\n\n"
             + common.markdown_table(["network", "dispatch", "gradient steps/s", "ms/step", "× 1 per dispatch",
                                      "compile s"], table, align="llrrrr")
-            + f"\n\nData-parallel (`cpu` network, global batch 32, {scaling[0]['local_devices']} "
+            + f"\n\nData-parallel (`{scale_preset}` network, global batch 32, {scaling[0]['local_devices']} "
             f"{scaling[0]['platform']} devices in the child; Δθ against the plain single-device update after "
             f"{scaling[0]['updates_checked']} updates, parameters, target parameters and priorities):\n\n"
             + common.markdown_table(["devices", "updates/s", "× 1 device", "max abs Δ vs plain update"], scale_table,

@@ -40,6 +40,7 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "learner": ("benchmarks.bench_learner", "learner updates/s per agent, network and batch size"),
     "agents": ("benchmarks.bench_agents", "end-to-end steps/s per agent (cpu preset); N seeds vmapped vs N processes"),
     "scaling": ("benchmarks.bench_scaling", "data-parallel learner on 1, 2, 4 devices: same parameters, updates/s"),
+    "bbf": ("benchmarks.bench_bbf", "BBF learner: 8 updates in one lax.scan vs 1 per dispatch; data-parallel on 1, 2, 4 devices"),
     "multihost": ("benchmarks.bench_multihost", "2 processes (jax.distributed, loopback) vs 1: actors + shared learner"),
     "soft_moe": ("benchmarks.bench_soft_moe", "Soft MoE layer vs the widened dense layer"),
     "jaxpruner": ("benchmarks.bench_jaxpruner", "JaxPruner's optax wrapper vs plain Adam"),

@@ -73,6 +73,7 @@ def measure(cfg, spec: EnvSpec, steps: int) -> dict:
         "step_s": [round(t, 3) for t in times], "step_cpu_s": [round(t, 3) for t in cpu_times],
         "median_step_s": round(step_s, 3), "median_step_cpu_s": round(float(np.median(cpu_times)), 3),
         "gradient_steps_per_run": int(updates), "projected_learner_hours_per_run": round(updates * step_s / 3600, 1),
+        "projected_learner_cpu_hours_per_run": round(updates * float(np.median(cpu_times)) / 3600, 1),
         "loss_finite": bool(np.isfinite(float(loss))), "versions": cli.versions(), "date": time.strftime("%Y-%m-%d"),
         "load_average_1min": os.getloadavg()[0],
     }

@@ -16,9 +16,11 @@ Protocols:
 * ``full`` (default): the issue's protocol — all five games, 100k agent steps, BBF at replay
   ratio 8 (resets at 20k/40k/60k/80k, 10k-update annealing), every ablation, 3 seeds.
   Projected ≈ 5 h per BBF run at the ~24 ms per gradient step measured here (README "Cost").
-* ``reduced``: what fitted this machine (README "Results"): 2 games, 4k agent steps, replay
-  ratio 2, a narrower Impala (8/16/16 channels, 128 units); every schedule length scaled by
-  4k/100k (resets every 800 steps, annealing over 100 updates, DER's target period 80).
+* ``reduced``: what fitted this machine's shared CPU (README "Results"): Breakout-MinAtar,
+  BBF vs DER vs SPR-style, 4k agent steps, BBF at replay ratio 2 with a narrower Impala
+  (8/16/16 channels, 128 units); every schedule length scaled by 4k/100k (resets every 800
+  steps, annealing over 100 updates, DER's target period 80). ``--games`` and
+  ``--conditions`` widen it (e.g. ``--conditions BBF-Resets BBF-SPR``).
 
 ``report`` writes ``results/bbf_minatar[_reduced].{md,json}`` and ``…_curves.png``: the final
 greedy return per game (mean ± std over seeds) and, across games, the IQM and mean of
@@ -73,8 +75,7 @@ REDUCED_DER = ("--total-steps", "4000", "--learning-starts", "1000", "--eps-deca
                "--eval-episodes", "16", "--eval-max-steps", "5000", "--log-every", "1000", "--checkpoint-every", "4000")
 PROTOCOLS = {
     "full": dict(games=GAMES, conditions=tuple(CONDITIONS), name="bbf_minatar", runs="minatar_runs"),
-    "reduced": dict(games=("Breakout-MinAtar", "SpaceInvaders-MinAtar"),
-                    conditions=("BBF", "DER", "SPR-style", "BBF-Resets", "BBF-SPR"),
+    "reduced": dict(games=("Breakout-MinAtar",), conditions=("BBF", "DER", "SPR-style"),
                     name="bbf_minatar_reduced", runs="minatar_reduced_runs"),
 }
 

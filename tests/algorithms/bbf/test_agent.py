@@ -25,6 +25,7 @@ def tiny():
     return net, params
 
 
+@pytest.mark.slow  # ~30 s CPU (the fixture's network init); renormalisation's range is also tested fast in test_bbf
 def test_network_output_shapes_and_dtypes(tiny):
     net, params = tiny
     obs = jax.random.uniform(jax.random.PRNGKey(1), (2, 10, 10, 4))
@@ -55,6 +56,7 @@ def test_paper_network_is_impala_x4_with_fifteen_convolutions():
     assert shapes["transition_model/conv0"]["w"].shape == (3, 3, 128 + 6, 128)  # action planes
 
 
+@pytest.mark.slow  # ~45 s CPU; shrink-and-perturb's interpolation is tested fast in test_bbf
 def test_reset_networks(tiny):
     net, params = tiny
     cfg = SMOKE
@@ -87,8 +89,10 @@ def test_reset_networks(tiny):
     jax.tree.map(np.testing.assert_array_equal, kept.target_params, target_params)
 
 
-def test_adamw_decays_weights_but_not_biases(tiny):
-    _, params = tiny
+def test_adamw_decays_weights_but_not_biases():
+    # A hand-built parameter tree of the network's layout (haiku: module -> {"w", "b"}).
+    params = {"encoder/conv0": {"w": jnp.arange(1.0, 28.0).reshape(3, 3, 3, 1), "b": jnp.ones(1)},
+              "head/advantage": {"w": -jnp.arange(1.0, 7.0).reshape(2, 3), "b": jnp.full(3, 2.0)}}
     cfg = dataclasses.replace(SMOKE, weight_decay=0.1, learning_rate=1e-2)
     optimizer = agent.make_optimizer(cfg)
     zeros = jax.tree.map(jnp.zeros_like, params)

@@ -25,7 +25,7 @@ def test_augmentation_of_a_batch_shard_equals_that_part_of_the_whole_batch():
 
     images = jax.random.randint(jax.random.PRNGKey(0), (8, 4, 12, 12), 0, 256).astype(np.uint8)
     keys = jax.random.split(jax.random.PRNGKey(1), 8)
-    aug = lambda k, x: agent.augment_each(k, x, pad=2, intensity=0.05, channels_first=True)  # noqa: E731
+    aug = jax.jit(lambda k, x: agent.augment_each(k, x, pad=2, intensity=0.05, channels_first=True))
     whole = np.asarray(aug(keys, images))
     np.testing.assert_array_equal(np.asarray(aug(keys[4:], images[4:])), whole[4:])
     assert not np.array_equal(whole, np.asarray(images))  # something was augmented

@@ -42,9 +42,11 @@ def test_invalid_values_name_the_field(field, value):
 
 def test_experiment_conditions_are_valid_ablation_flags():
     from algorithms.bbf import experiment
+    from algorithms.rainbow import train as rainbow
 
     base = train.PRESETS["cpu"][1]
-    parsed = {label: cli.parse_cli(train.PRESETS, ["cpu", *extra])[1] for label, extra in experiment.CONDITIONS.items()}
+    bbf_labels = [label for label, (module, _) in experiment.CONDITIONS.items() if module == experiment.BBF_MODULE]
+    parsed = {label: cli.parse_cli(train.PRESETS, ["cpu", *experiment.CONDITIONS[label][1]])[1] for label in bbf_labels}
     for cfg in parsed.values():
         cfg.validate()
     assert parsed["BBF"] == base
@@ -55,7 +57,30 @@ def test_experiment_conditions_are_valid_ablation_flags():
     assert (parsed["BBF gamma=0.99"].anneal_gamma, parsed["BBF gamma=0.99"].gamma) == (False, 0.99)
     spr = dataclasses.replace(parsed["SPR-style"], out_dir=train.PRESETS["cpu_spr"][1].out_dir)
     assert spr == train.PRESETS["cpu_spr"][1]
+    module, extra = experiment.CONDITIONS["DER"]
+    der = cli.parse_cli(rainbow.PRESETS, ["cpu", *extra])[1]
+    der.validate()
+    assert module == experiment.DER_MODULE and der.noisy and der.n_step == 10 and der.replay_ratio == 1
     assert len({experiment.dir_name(label) for label in experiment.CONDITIONS}) == len(experiment.CONDITIONS)
+
+
+def test_reduced_protocol_scales_every_schedule_and_keeps_each_conditions_flags():
+    from algorithms.bbf import experiment
+    from algorithms.rainbow import train as rainbow
+
+    cfgs = {}
+    for label in (*experiment.PROTOCOLS["reduced"]["conditions"], "BBF-Resets", "BBF-SPR"):
+        module, extra = experiment.condition_overrides(label, "reduced")
+        presets = train.PRESETS if module == experiment.BBF_MODULE else rainbow.PRESETS
+        cfgs[label] = cli.parse_cli(presets, ["cpu", *extra])[1]
+        cfgs[label].validate()
+        assert cfgs[label].total_steps == experiment.REDUCED_STEPS
+    bbf = cfgs["BBF"]
+    assert (bbf.reset_every, bbf.no_resets_after, bbf.replay_ratio, bbf.impala_channels) == (800, 4000, 2, (8, 16, 16))
+    assert not cfgs["BBF-Resets"].resets and cfgs["BBF-SPR"].spr_weight == 0
+    assert cfgs["SPR-style"].replay_ratio == 1 and cfgs["SPR-style"].encoder == "minatar"
+    assert cfgs["DER"].target_update_every == 80 and cfgs["DER"].n_step == 10
+    assert experiment.merge_overrides(("--a", "1", "--b"), ("--a", "2")) == ("--b", "--a", "2")
 
 
 def test_help_lists_presets_and_bbf_fields(capsys):
