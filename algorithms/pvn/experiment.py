@@ -204,8 +204,8 @@ DATASET_ARGS = ("cpu", "--behaviour", "mixed", "--epsilon", "0.1", "--total-step
 DQN_ARGS = ("cpu", "--total-steps", "30000", "--eval-every", "10000", "--checkpoint-every", "10000", "--no-progress")
 PRETRAIN_ARGS = ("cpu", "--num-updates", "2000", "--batch-size", "64", "--warmup-updates", "250", "--log-every", "250",
                  "--checkpoint-every", "1000", "--no-progress")
-LINEAR_ARGS = ("cpu", "--total-steps", "10000", "--eval-every", "5000", "--checkpoint-every", "5000",
-               "--log-every", "2500", "--no-progress")
+LINEAR_ARGS = ("cpu", "--total-steps", "20000", "--eval-every", "10000", "--checkpoint-every", "10000",
+               "--log-every", "5000", "--no-progress")
 MAIN_COMPARISON = ("random encoder", "PVN T=100")
 """Run first at every seed (then the other conditions), so that a study stopped early holds the main comparison."""
 
@@ -296,7 +296,7 @@ def report_minatar(args) -> int:
              "48k time steps per game (16 streams: 8 uniform-random, 8 ε-greedy (ε = 0.1) DQN after 30k steps of "
              "`algorithms.dqn.train cpu`); PVN pretraining 2,000 updates of batch 64 (MinAtar CNN + 256 features, "
              "random-network indicators p = 0.01, lr 1e-3, γ 0.99, EMA 0.99, 250 warm-up updates); linear "
-             "double-DQN head trained online for 10k steps on the frozen features; greedy evaluation return over "
+             "double-DQN head trained online for 20k steps on the frozen features; greedy evaluation return over "
              "32 episodes at the end, mean ± std over seeds (n).", "",
              "| game | " + " | ".join(MINATAR_CONDITIONS) + " | random policy |",
              "|---|" + "---|" * (len(MINATAR_CONDITIONS) + 1)]
@@ -331,7 +331,7 @@ def _plot_minatar(table, path):
         ax.bar(x, [np.mean(v) if v else 0 for v in vals], width, yerr=[np.std(v) if v else 0 for v in vals],
                capsize=2, label=label)
     ax.set_xticks(np.arange(len(games)), [g.replace("-MinAtar", "") for g in games])
-    ax.set_ylabel("greedy return after 10k steps")
+    ax.set_ylabel("greedy return after 20k steps")
     ax.set_title("Linear evaluation on frozen features (mean ± std over seeds)", fontsize=9)
     ax.legend(fontsize=8)
     fig.savefig(path)
