@@ -2,9 +2,12 @@
 import numpy as np
 import pytest
 
-miniworld_pkg = pytest.importorskip("miniworld", reason="pip install '.[miniworld]'")  # noqa: F841
+import importlib.util
 
-from environments import miniworld  # noqa: E402
+if importlib.util.find_spec("miniworld") is None:  # not imported here: pyglet's headless option comes first
+    pytest.skip("pip install '.[miniworld]'", allow_module_level=True)
+
+from environments import miniworld  # noqa: E402  (sets pyglet's headless option, then imports miniworld)
 from environments.minigrid import detokenize  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
