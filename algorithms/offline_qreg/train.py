@@ -57,7 +57,7 @@ class Config:
     """envpool MuJoCo id the dataset was made on (evaluation environment)."""
     dataset_kind: str = "medium"
     """D4RL kind: random, medium, medium-replay, expert, medium-expert."""
-    dataset_dir: str = "data/d4rl_style"
+    dataset_dir: str = "runs/d4rl_style"
     """Directory of the datasets (<env>-<kind>-v4.hdf5), used when --dataset is empty."""
     dataset: str = ""
     """Explicit dataset path (overrides --dataset-dir/--dataset-kind)."""
@@ -230,44 +230,62 @@ def make_sarsa_trainer(cfg: Config, q_net: networks.QNetwork, obs_dim: int, act_
     return init, run
 
 
-def make_losses(cfg: Config, net: networks.ActorCritic, q_net: networks.QNetwork):
-    """The critic and actor loss hooks of ``cfg.algorithm`` for :func:`algorithms.td3.learner.make_learner`.
+class LossWeights(NamedTuple):
+    """Every algorithm of this directory is one weighting of the same terms (scalars, vmappable).
 
-    Q_sarsa's parameters sit in ``state.extra["q_sarsa"]`` and are never differentiated.
+    critic: critic_td · TD3's TD loss + critic_reg · E[Σᵢ(Qᵢ(s, π̃(s)) − Q_sarsa(s, π̃(s)))²]/2;
+    actor: actor_q · (−E[Q₁(s, π(s))]) + actor_q_norm · (−E[Q₁(s, π(s))]/ν)
+           + actor_reg · E[(Q₁(s, π(s)) − Q_sarsa(s, π(s)))²]/ν² + actor_bc · E[(π(s) − a)²].
+    """
+
+    critic_td: jax.Array  # [] 1, or 0 for BC (no critic)
+    critic_reg: jax.Array  # [] λ_c (Qsarsa-AC)
+    actor_q: jax.Array  # [] 1 for TD3 (unnormalised DPG)
+    actor_q_norm: jax.Array  # [] 1 (Qsarsa-*), α (TD3+BC)
+    actor_reg: jax.Array  # [] λ_a (Qsarsa-AC2)
+    actor_bc: jax.Array  # [] 1 (TD3+BC, BC), bc_weight (Qsarsa-*)
+
+
+def loss_weights(cfg: Config) -> LossWeights:
+    """The weights of ``cfg.algorithm`` (see README: equation map)."""
+    a = cfg.algorithm
+    w = dict(critic_td=0.0 if a == "bc" else 1.0, critic_reg=cfg.critic_reg_weight if a == "qsarsa_ac" else 0.0,
+             actor_q=1.0 if a == "td3" else 0.0,
+             actor_q_norm={"qsarsa_ac": 1.0, "qsarsa_ac2": 1.0, "td3_bc": cfg.alpha}.get(a, 0.0),
+             actor_reg=cfg.actor_reg_weight if a == "qsarsa_ac2" else 0.0,
+             actor_bc={"td3_bc": 1.0, "bc": 1.0}.get(a, cfg.bc_weight if cfg.uses_sarsa else 0.0))
+    return LossWeights(**{k: jnp.float32(v) for k, v in w.items()})
+
+
+def make_losses(cfg: Config, net: networks.ActorCritic, q_net: networks.QNetwork):
+    """The critic and actor loss hooks for :func:`algorithms.td3.learner.make_learner`.
+
+    The algorithm is ``state.extra["weights"]`` (:class:`LossWeights`); Q_sarsa's parameters
+    sit in ``state.extra["q_sarsa"]``. Neither is ever differentiated.
     """
     base_critic = td3_learner.td3_critic_loss(net, gamma=cfg.gamma, policy_noise=cfg.policy_noise,
                                               noise_clip=cfg.noise_clip)
 
     def critic_loss(critic_params, state: TD3State, batch: Batch, key):
-        if cfg.algorithm == "bc":
-            return jnp.zeros(()), {"q_mean": jnp.zeros(()), "q_pi": jnp.zeros(()), "reg": jnp.zeros(())}
-        loss, aux = base_critic(critic_params, state, batch, key)
+        w = jax.lax.stop_gradient(state.extra["weights"])
+        q_sarsa = jax.lax.stop_gradient(state.extra["q_sarsa"])
+        td_loss, aux = base_critic(critic_params, state, batch, key)
         pi = jax.lax.stop_gradient(net.actor(state.actor, batch.observation))  # π̃(s): no gradient to the actor
         q_pi = net.critic(critic_params, batch.observation, pi)
-        reg = jnp.zeros(())
-        if cfg.algorithm == "qsarsa_ac":
-            q_sarsa_pi = q_net.apply(jax.lax.stop_gradient(state.extra["q_sarsa"]), batch.observation, pi)
-            reg = qreg.critic_regularizer(q_pi, q_sarsa_pi)
-            loss = loss + cfg.critic_reg_weight * reg
+        reg = qreg.critic_regularizer(q_pi, q_net.apply(q_sarsa, batch.observation, pi))
+        loss = w.critic_td * td_loss + w.critic_reg * reg
         return loss, {**aux, "q_pi": jnp.mean(jax.lax.stop_gradient(q_pi[:, 0])), "reg": reg}
 
     def actor_loss(actor_params, critic_params, state: TD3State, batch: Batch):
+        w = jax.lax.stop_gradient(state.extra["weights"])
+        q_sarsa = jax.lax.stop_gradient(state.extra["q_sarsa"])
         pi = net.actor(actor_params, batch.observation)
-        critic_params = jax.lax.stop_gradient(critic_params)
-        q_pi = net.critic(critic_params, batch.observation, pi)[:, 0]
-        if cfg.algorithm == "bc":
-            return qreg.behavior_cloning(pi, batch.action), {}
-        if cfg.algorithm == "td3":
-            return td3.actor_loss(q_pi), {}
-        if cfg.algorithm == "td3_bc":
-            return qreg.td3_bc_actor_loss(q_pi, pi, batch.action, alpha=cfg.alpha), {}
+        q_pi = net.critic(jax.lax.stop_gradient(critic_params), batch.observation, pi)[:, 0]
         scale = qreg.q_scale(q_pi)
-        loss = qreg.normalized_improvement(q_pi, scale=scale)
-        if cfg.algorithm == "qsarsa_ac2":
-            q_sarsa_pi = q_net.apply(jax.lax.stop_gradient(state.extra["q_sarsa"]), batch.observation, pi)
-            loss = loss + cfg.actor_reg_weight * qreg.actor_regularizer(q_pi, q_sarsa_pi, scale=scale)
-        if cfg.bc_weight > 0:
-            loss = loss + cfg.bc_weight * qreg.behavior_cloning(pi, batch.action)
+        loss = (w.actor_q * td3.actor_loss(q_pi)
+                + w.actor_q_norm * qreg.normalized_improvement(q_pi, scale=scale)
+                + w.actor_reg * qreg.actor_regularizer(q_pi, q_net.apply(q_sarsa, batch.observation, pi), scale=scale)
+                + w.actor_bc * qreg.behavior_cloning(pi, batch.action))
         return loss, {}
 
     return critic_loss, actor_loss
@@ -279,12 +297,12 @@ def make_trainer(cfg: Config, obs_dim: int, act_dim: int):
     q_net = networks.make_q_network(cfg.hidden)
     critic_loss, actor_loss = make_losses(cfg, net, q_net)
     learner = td3_learner.make_learner(net, learning_rate=cfg.learning_rate, tau=cfg.tau,
-                                       policy_delay=1 if cfg.algorithm == "bc" else cfg.policy_delay,
+                                       policy_delay=cfg.policy_delay,
                                        critic_loss_fn=critic_loss, actor_loss_fn=actor_loss)
 
-    def init(key, q_sarsa_params) -> TD3State:
+    def init(key, q_sarsa_params, weights=None) -> TD3State:
         return learner.init(key, jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim)),
-                            extra={"q_sarsa": q_sarsa_params})
+                            extra={"q_sarsa": q_sarsa_params, "weights": loss_weights(cfg) if weights is None else weights})
 
     def one(state: TD3State, data: Data):
         key, k_batch = jax.random.split(state.key)
@@ -295,6 +313,23 @@ def make_trainer(cfg: Config, obs_dim: int, act_dim: int):
         return state, jax.tree.map(lambda v: jnp.nanmean(v), out)
 
     return net, q_net, init, jax.jit(run), jax.jit(one)
+
+
+def make_members_trainer(cfg: Config, obs_dim: int, act_dim: int):
+    """``run(states [M], data)``: ``updates_per_call`` steps of M learners at once (``vmap``: seeds × algorithms).
+
+    The algorithm of each member is its ``extra["weights"]``, so one compiled program trains
+    every algorithm and seed of a dataset.
+    """
+    net, q_net, init, _, one = make_trainer(cfg, obs_dim, act_dim)
+
+    def run(states: TD3State, data: Data):
+        def body(s, _):
+            return jax.vmap(one, in_axes=(0, None))(s, data)
+        states, out = jax.lax.scan(body, states, None, length=cfg.updates_per_call)
+        return states, jax.tree.map(lambda v: jnp.nanmean(v, axis=0), out)
+
+    return net, q_net, init, jax.jit(run, donate_argnums=0)
 
 
 def sarsa_diagnostics(q_net: networks.QNetwork, params, held: d4rl_style.Dataset, mean, std, *, gamma: float) -> dict:
@@ -358,7 +393,7 @@ def main(cfg: Config, *, preset: str = "custom") -> dict:
                 sarsa_state, _losses = sarsa_run(sarsa_state, data)
             jax.block_until_ready(sarsa_state)
             sarsa_s = time.perf_counter() - t0
-            state = state._replace(extra={"q_sarsa": sarsa_state.params})
+            state = state._replace(extra={**state.extra, "q_sarsa": sarsa_state.params})
     diagnostics = sarsa_diagnostics(q_net, state.extra["q_sarsa"], held, mean, std, gamma=cfg.gamma) \
         if cfg.uses_sarsa else {}
     actor = jax.jit(net.actor)
