@@ -46,6 +46,7 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "jaxpruner": ("benchmarks.bench_jaxpruner", "JaxPruner's optax wrapper vs plain Adam"),
     "kernels": ("benchmarks.bench_kernels", "ReDo recycle step vs a DQN update; KSMe loss vs MICo loss"),
     "conv_in_loop": ("benchmarks.bench_conv_in_loop", "MinAtar conv inside lax loops: XLA conv vs shifted matmuls"),
+    "offline_qreg": ("benchmarks.bench_offline_qreg", "offline TD3/Qsarsa learner: K updates in one lax.scan vs a Python loop; 15 learners vmapped"),
 }
 
 GROUPS = {  # group -> (title, explanation)
