@@ -2,6 +2,7 @@
 
     python -m algorithms.minigrid_transfer.experiment run [--seeds 0 1 2] [--miniworld-steps N]
     python -m algorithms.minigrid_transfer.experiment report
+    python -m algorithms.minigrid_transfer.experiment random      # the uniform random policy's return
 
 Chevalier-Boisvert et al. 2023 (arXiv 2306.13831), Sec. 5: a PPO agent trained on the
 Minigrid half of the twin task (``twin_minigrid`` preset, the jitted loop, seed 0, one
@@ -146,6 +147,27 @@ def _plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
+def random_baseline(args) -> int:
+    """Mean return of the uniform random policy on the Miniworld twin (``results/random_miniworld.json``)."""
+    from environments import miniworld
+
+    env = miniworld.DmEnv(MINIWORLD_ID, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    returns = []
+    for _ in range(args.episodes):
+        ts, total = env.reset(), 0.0
+        while not (ts := env.step(int(rng.integers(3)))).last():
+            total += ts.reward
+        returns.append(total + ts.reward)
+    env.close()
+    out = {"env_id": MINIWORLD_ID, "episodes": args.episodes, "seed": args.seed, "mean_return": float(np.mean(returns)),
+           "std_return": float(np.std(returns)), "success_rate": float(np.mean(np.array(returns) > 0))}
+    os.makedirs(args.results, exist_ok=True)
+    cli.write_json(os.path.join(args.results, "random_miniworld.json"), out)
+    print(out)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m algorithms.minigrid_transfer.experiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,9 +183,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("report", help="table and figure from the finished runs")
     p.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
     p.add_argument("--results", default=RESULTS)
+    b = sub.add_parser("random", help="the uniform random policy's return on the Miniworld twin")
+    b.add_argument("--episodes", type=int, default=50)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--results", default=RESULTS)
     args = parser.parse_args(argv)
     args.argv = None if argv is None else list(argv)
-    return run(args) if args.command == "run" else report(args)
+    return {"run": run, "report": report, "random": random_baseline}[args.command](args)
 
 
 if __name__ == "__main__":
