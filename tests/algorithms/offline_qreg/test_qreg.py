@@ -52,7 +52,7 @@ def test_sarsa_loss_uses_the_datasets_next_action():
 def test_sarsa_fixed_point_on_a_loop():
     """Every transition gives reward 1 and continues (timeouts included): Q_sarsa → 1/(1 − γ) = 2 for γ = 0.5."""
     cfg = dataclasses.replace(oq.PRESETS["smoke"][1], hidden=(16,), batch_size=32, updates_per_call=400,
-                              learning_rate=3e-3, gamma=0.5, tau=0.05)
+                              learning_rate=3e-3, gamma=0.5, sarsa_tau=0.05)
     q_net = networks.make_q_network(cfg.hidden)
     n = 64
     rng = np.random.default_rng(0)
