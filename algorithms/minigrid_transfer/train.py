@@ -151,7 +151,7 @@ class Config:
 
 
 PRESETS = {
-    "smoke": ("seconds: DoorKey-5x5, 32k steps (tests)",
+    "smoke": ("DoorKey-5x5, 32k steps (tests; about a minute of compilation)",
               Config(env_id="MiniGrid-DoorKey-5x5-v0", total_steps=32_768, num_envs=32, num_steps=64, log_every=16_384,
                      checkpoint_every=16_384, eval_episodes=16, out_dir="runs/minigrid_transfer/smoke")),
     "cpu": ("DoorKey-8x8 solved on one CPU core: 64 envs × 128 steps, 1M steps",
