@@ -74,9 +74,10 @@ REDUCED_DER = ("--total-steps", "4000", "--learning-starts", "1000", "--eps-deca
                "--target-update-every", "80", "--buffer-size", "4000", "--eval-every", "2000",
                "--eval-episodes", "16", "--eval-max-steps", "5000", "--log-every", "1000", "--checkpoint-every", "4000")
 PROTOCOLS = {
-    "full": dict(games=GAMES, conditions=tuple(CONDITIONS), name="bbf_minatar", runs="minatar_runs"),
+    "full": dict(games=GAMES, conditions=tuple(CONDITIONS), name="bbf_minatar", runs="minatar_runs",
+                 eval_episodes=32),
     "reduced": dict(games=("Breakout-MinAtar",), conditions=("BBF", "DER", "SPR-style"),
-                    name="bbf_minatar_reduced", runs="minatar_reduced_runs"),
+                    name="bbf_minatar_reduced", runs="minatar_reduced_runs", eval_episodes=16),
 }
 
 
@@ -139,6 +140,8 @@ def report(args) -> int:
         cli.fail(str(error))
     envs = result["envs"]
     summary, tables = minatar_scores.comparison_tables(result, labels, reps=args.reps, seed=args.seed)
+    episodes = protocol["eval_episodes"]
+    tables = [line.replace("(32 episodes)", f"({episodes} episodes)") for line in tables]
     lines = [f"Produced by `{command}` from the runs under `{os.path.relpath(args.out_root)}` "
              f"(protocol `{args.protocol}`).", "",
              f"Normalised score: 0 = random policy, 1 = DrQ(ε) cpu preset; {len(envs)} games; "
