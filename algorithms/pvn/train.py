@@ -11,8 +11,9 @@ initialised encoder of the same architecture (``--encoder random``, the baseline
 Run:
     python -m algorithms.pvn.train cpu --env-id Breakout-MinAtar --pretrained-dir runs/pvn_pretrain/breakout
     python -m algorithms.pvn.train cpu --env-id Breakout-MinAtar --encoder random
-Expected on one shared CPU core (jax 0.10.2): a few minutes per 30k-step MinAtar run; the
-table of README.md is made by ``python -m algorithms.pvn.experiment minatar`` then ``report``.
+Measured on one CPU core shared with other jobs (jax 0.10.2, load average 13–18 on 2
+cores): 8–12 minutes per 20k-step MinAtar run, about 3 of them compiling; the table of
+README.md is made by ``python -m algorithms.pvn.experiment minatar`` then ``report``.
 """
 from __future__ import annotations
 
