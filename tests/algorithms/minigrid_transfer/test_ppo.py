@@ -68,8 +68,8 @@ def test_ppo_loss_at_the_old_policy():
     action = jnp.array([0, 1, 2, 3, 0])
     old = jnp.full(5, -jnp.log(4.0))
     adv = jnp.array([1.0, -1.0, 2.0, 0.0, 3.0])
-    loss = ppo.ppo_loss(logits, jnp.ones(5), action, old, adv, jnp.full(5, 3.0), epsilon=0.2, vf_coef=0.5,
-                        ent_coef=0.01, normalize_advantage=False)
+    loss = jax.jit(lambda *a: ppo.ppo_loss(*a, epsilon=0.2, vf_coef=0.5, ent_coef=0.01, normalize_advantage=False))(
+        logits, jnp.ones(5), action, old, adv, jnp.full(5, 3.0))
     assert float(loss.entropy) == pytest.approx(np.log(4.0), rel=1e-6)
     assert float(loss.policy) == pytest.approx(-float(adv.mean()), rel=1e-6)  # ratio 1
     assert float(loss.value) == pytest.approx(0.5 * 4.0)
@@ -81,6 +81,6 @@ def test_policy_gradient_raises_the_probability_of_advantaged_actions():
     logits = jnp.zeros((2, 3))
     action, adv = jnp.array([1, 2]), jnp.array([1.0, -1.0])
     old = jnp.full(2, -jnp.log(3.0))
-    grad = jax.grad(lambda l: ppo.ppo_loss(l, jnp.zeros(2), action, old, adv, jnp.zeros(2), epsilon=0.2,
-                                           vf_coef=0.0, ent_coef=0.0, normalize_advantage=False).total)(logits)
+    grad = jax.jit(jax.grad(lambda l: ppo.ppo_loss(l, jnp.zeros(2), action, old, adv, jnp.zeros(2), epsilon=0.2,
+                                           vf_coef=0.0, ent_coef=0.0, normalize_advantage=False).total))(logits)
     assert grad[0, 1] < 0 and grad[1, 2] > 0  # descent raises logit 1 of sample 0, lowers logit 2 of sample 1
