@@ -165,6 +165,8 @@ def cmd_run(args) -> int:
         overrides["sarsa_steps"] = args.sarsa_steps
     if args.eval_every:
         overrides["eval_every"] = args.eval_every
+    if args.bc_weight:
+        overrides["bc_weight"] = args.bc_weight
     cfg = dataclasses.replace(cfg, dataset_dir=args.dataset_dir, **overrides)
     for algorithm in args.algorithms:
         if algorithm not in train.ALGORITHMS:
@@ -298,6 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     r.add_argument("--total-steps", type=int, default=0, help="override the preset's gradient steps")
     r.add_argument("--sarsa-steps", type=int, default=None, help="override the preset's Q_sarsa steps")
     r.add_argument("--eval-every", type=int, default=0, help="override the preset's evaluation interval")
+    r.add_argument("--bc-weight", type=float, default=0.0, help="behaviour-cloning term added to the Qsarsa actors")
     r.add_argument("--dataset-dir", default="runs/d4rl_style")
     r.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
     p = sub.add_parser("report", help="table and figure from the finished members")
