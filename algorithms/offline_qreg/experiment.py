@@ -206,7 +206,7 @@ def cmd_report(args) -> int:
     lines = [f"Produced by `{command}` from `{os.path.relpath(args.out_root)}`.", "",
              f"D4RL-normalised score (100 · (R − R_random)/(R_expert − R_random), D4RL reference returns) of the final "
              f"policy after {any_summary['grad_steps']:,} gradient steps, mean ± std over seeds (n), "
-             f"{any_summary.get('config_eval_episodes', '')}evaluation episodes per seed. Datasets made here "
+             f"{_eval_episodes(args.out_root)} evaluation episodes per seed. Datasets made here "
              "(`environments/d4rl_style.py`), not the D4RL files.", "",
              "| dataset | " + " | ".join(train.LABELS[a] for a in algorithms) + " |",
              "|---|" + "---:|" * len(algorithms)]
@@ -253,6 +253,13 @@ def cmd_report(args) -> int:
     print("\n".join(lines))
     print(f"wrote {prefix}.md, {prefix}.json, {prefix}.png")
     return 0
+
+
+def _eval_episodes(out_root: str) -> str:
+    for root, _, files in os.walk(out_root):
+        if "config.json" in files:
+            return str(json.load(open(os.path.join(root, "config.json"))).get("eval_episodes"))
+    return "?"
 
 
 def _plot(rows, datasets, algorithms, path) -> None:
@@ -302,9 +309,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     r.add_argument("--eval-every", type=int, default=0, help="override the preset's evaluation interval")
     r.add_argument("--bc-weight", type=float, default=0.0, help="behaviour-cloning term added to the Qsarsa actors")
     r.add_argument("--dataset-dir", default="runs/d4rl_style")
-    r.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
+    r.add_argument("--out-root", default=os.path.join(RESULTS, "grid_runs"))
     p = sub.add_parser("report", help="table and figure from the finished members")
-    p.add_argument("--out-root", default=os.path.join(RESULTS, "runs"))
+    p.add_argument("--out-root", default=os.path.join(RESULTS, "grid_runs"))
     p.add_argument("--results", default=RESULTS)
     args = parser.parse_args(argv)
     return cmd_run(args) if args.command == "run" else cmd_report(args)
