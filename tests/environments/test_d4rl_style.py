@@ -149,6 +149,7 @@ def test_collect_random_hopper_is_consistent(tmp_path):
     assert ds.main(["info", path]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.envpool
 def test_generate_cli(tmp_path, capsys):
     out = str(tmp_path / "hopper-random-v4.hdf5")

@@ -168,6 +168,7 @@ def test_qsarsa_ac2_actor_regularizer_changes_only_the_actor_gradient():
     chex.assert_trees_all_close(g0, jax.grad(lambda a: loss1(a, s1.critic, s1, batch)[0])(s1.actor))
 
 
+@pytest.mark.slow
 def test_one_update_is_deterministic_and_finite():
     cfg = dataclasses.replace(oq.PRESETS["smoke"][1], algorithm="qsarsa_ac", hidden=(8,), batch_size=8)
     net, q_net, init, _, one = oq.make_trainer(cfg, 4, 2)

@@ -81,6 +81,7 @@ def test_learner_delays_actor_and_targets_and_is_deterministic():
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(s3.critic))
 
 
+@pytest.mark.slow
 @pytest.mark.envpool
 def test_cli_rejects_bad_input(capsys):
     from algorithms.td3 import train
