@@ -282,16 +282,34 @@ def projected_costs(rows: list[dict], reference: Optional[dict] = None) -> str:
     else:
         row("ReDo DQN, replay ratio 1, 10M frames (`algorithms.redo.train paper`)", 2_500_000, 2_500_000, upd_s,
             "DQN cost (recycle step on the Nature CNN not measured in this run; ~1 update per 1,000)", kind="dqn")
-    lines.append(["BBF, Atari 100k", "100,000", "—", "not covered", "not covered", "not covered", "not covered",
-                  "not covered yet: `algorithms/bbf` (issue 11) landed during this work; its own cost script is `algorithms.bbf.cost`"])
-    lines.append(["PVN pretraining", "—", "—", "not yet implemented", "not yet implemented", "not yet implemented",
-                  "not yet implemented", "no PVN directory yet"])
+    lines.append(bbf_paper_row())
+    lines.append(["PVN pretraining (`algorithms.pvn.pretrain paper`)", "—", "—", "not measured by the suite",
+                  "—", "not measured (no GPU in this session)", "—", "see `algorithms/pvn/README.md`"])
     ref_head = (f"1 device: this CPU, latest full module run ({reference['source']})" if reference else
                 "1 device: latest full module run")
     return common.markdown_table(
         ["preset", "agent steps", "gradient updates", "1 device: this CPU, this suite run", ref_head, "1 GPU",
          "8 devices (projection from the full-run costs: learner split 8 ways, actors as on 1)", "from"], lines,
         align="lrrrrrrl")
+
+
+BBF_COST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "algorithms", "bbf", "results", "cost_paper.json")
+
+
+def bbf_paper_row(path: str = BBF_COST) -> list:
+    """The BBF Atari 100k row from `python -m algorithms.bbf.cost --preset paper` (its own measurement)."""
+    base = ["BBF, Atari 100k (`algorithms.bbf.train paper`)", "100,000"]
+    if not os.path.exists(path):
+        return base + ["784,000", "not measured", "—", "not measured (no GPU in this session)", "—",
+                       "run `python -m algorithms.bbf.cost --preset paper --steps 3 --out " + os.path.relpath(path) + "`"]
+    with open(path) as f:
+        cost = json.load(f)
+    updates, step_s = cost["gradient_steps_per_run"], cost["median_step_cpu_s"]
+    return base + [f"{updates:,}", f"{updates * step_s / 3600:,.0f} h (learner only, 1 core)", "—",
+                   "not measured (no GPU in this session)", f"{updates * step_s / 8 / 3600:,.0f} h (learner only)",
+                   f"`algorithms/bbf/results/cost_paper.json`: {step_s:.1f} s of CPU time per Impala×4 + SPR "
+                   f"gradient step (batch 32), median of {len(cost['step_cpu_s'])}"]
 
 
 def write_readme(out: str = RESULTS, path: str = README) -> str:
@@ -378,8 +396,9 @@ def write_readme(out: str = RESULTS, path: str = README) -> str:
         "within float tolerance (max abs difference ~1e-7 after 3 updates) for DQN (`tests/core/test_parallel.py`) "
         "and Rainbow (its slow test); the full `python -m benchmarks.bench_scaling` also checks DER on the Nature CNN "
         "(not yet run on this machine). DrQ(ε)'s random shifts draw per-shard noise, so its D-device run "
-        "is a different (equally valid) random stream. **BBF is not covered yet**: `algorithms/bbf` (issue 11) "
-        "landed while this suite was being built; its data-parallel check and suite rows are still to be added.",
+        "is a different (equally valid) random stream. BBF has its own data-parallel learner (`algorithms.bbf.agent`, "
+        "per-example augmentation keys so a split batch is augmented as the whole one), checked against 1 device on "
+        "2 and 4 forced host devices (`tests/algorithms/bbf/test_parallel.py`, slow) and timed by `bench_bbf`.",
         "* **Multi-host** (`core/distributed.py`): `jax.distributed.initialize` (gloo collectives on CPU), one "
         "global mesh over every process's devices, each process's actors and replay local, the learner step global "
         "(each process contributes its rows of the batch, every process gets the same parameters). Launch one "

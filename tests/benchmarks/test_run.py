@@ -1,4 +1,5 @@
 """benchmarks.run: the README, figures and projected costs come from the stored suite rows alone."""
+import json
 import os
 
 from benchmarks import common, run
@@ -54,7 +55,7 @@ def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path)
     # 50M env steps at 2,000/s + 12.5M updates at 25/s = 6,944 + 138,889 s = 40.5 h... in hours:
     assert f"{(50_000_000 / 2000 + 12_500_000 / 25) / 3600:,.0f} h" in text
     assert f"{(50_000_000 / 1000 + 12_500_000 * 0.01) / 3600:,.0f} h" in text  # the full-run reference column
-    assert "not covered yet: `algorithms/bbf`" in text and "not yet implemented" in text
+    assert "BBF, Atari 100k" in text and "see `algorithms/pvn/README.md`" in text
     assert "not measured (no GPU" in text
 
 
@@ -63,3 +64,16 @@ def test_every_listed_benchmark_module_has_run():
 
     for module, _ in run.BENCHMARKS.values():
         assert callable(importlib.import_module(module).run), module
+
+
+def test_bbf_paper_row_projects_from_the_measured_step_cost(tmp_path):
+    cost = tmp_path / "cost_paper.json"
+    cost.write_text(json.dumps({"gradient_steps_per_run": 784_000, "median_step_cpu_s": 18.0,
+                                "step_cpu_s": [17.0, 18.0, 19.0]}))
+    row = run.bbf_paper_row(str(cost))
+    assert row[2] == "784,000"
+    assert row[3].startswith(f"{784_000 * 18.0 / 3600:,.0f} h")        # 3,920 h on one core
+    assert row[6].startswith(f"{784_000 * 18.0 / 8 / 3600:,.0f} h")    # learner split 8 ways
+    assert "median of 3" in row[-1]
+    missing = run.bbf_paper_row(str(tmp_path / "absent.json"))
+    assert missing[3] == "not measured" and "algorithms.bbf.cost" in missing[-1]
