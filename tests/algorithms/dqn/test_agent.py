@@ -124,6 +124,7 @@ def _fill(agent, state, steps, shape=(4,), seed=0, reward=1.0):
     return state
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_importance_weights_scale_the_per_example_losses():
     cfg = dataclasses.replace(rainbow.PRESETS["smoke"][1], batch_size=8)
     agent = agent_lib.make_agent(cfg, _spec(), mesh=parallel.local_mesh(1))
@@ -139,6 +140,7 @@ def test_importance_weights_scale_the_per_example_losses():
     np.testing.assert_array_equal(priority, priority_w)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_prioritized_learn_sets_sampled_priorities_to_loss_power_alpha():
     cfg = dataclasses.replace(rainbow.PRESETS["smoke"][1], batch_size=8, priority_exponent=0.5)
     agent = agent_lib.make_agent(cfg, _spec(), mesh=parallel.local_mesh(1))

@@ -63,6 +63,7 @@ def test_smoke_writes_every_output_of_the_cli_contract(smoke_run):
     assert all(np.isfinite(r["loss"]) for r in records if r["loss"] is not None)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 @pytest.mark.envpool
 def test_same_seed_same_metrics_and_a_sigkilled_run_resumes_identically(smoke_run, tmp_path, scripts):
     reference, _ = smoke_run
@@ -74,6 +75,7 @@ def test_same_seed_same_metrics_and_a_sigkilled_run_resumes_identically(smoke_ru
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 @pytest.mark.envpool
 def test_different_seeds_differ(smoke_run, tmp_path):
     reference, _ = smoke_run
@@ -82,6 +84,7 @@ def test_different_seeds_differ(smoke_run, tmp_path):
     assert _learning_metrics(str(tmp_path))[-1] != _learning_metrics(reference)[2]
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_jax_environment_trains_inside_one_jit(tmp_path):
     cfg = dataclasses.replace(
         train.PRESETS["cpu"][1], total_steps=2_000, learning_starts=500, buffer_size=2_000, log_every=500, train_every=1,

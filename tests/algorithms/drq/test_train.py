@@ -14,6 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 SMOKE = train.PRESETS["smoke"][1]
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_writes_the_cli_contract_and_resumes_a_finished_run(tmp_path):
     out = str(tmp_path / "run")
     cfg = dataclasses.replace(SMOKE, out_dir=out, progress=False)
@@ -35,6 +36,7 @@ def test_paper_preset_is_drq_epsilon_on_atari_100k():
     assert not (paper.noisy or paper.prioritized or paper.num_atoms)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_help_and_bad_input(tmp_path):
     result = subprocess.run([sys.executable, "-m", "algorithms.drq.train", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)

@@ -47,6 +47,7 @@ def test_schedule_steps_follow_the_fractions_of_the_gradient_steps():
     assert abs(paper.update_end_step - 2_000_000) < 5_000
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_run_prunes_to_the_target(tmp_path):
     out = str(tmp_path / "run")
     summary = train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
@@ -60,6 +61,7 @@ def test_smoke_run_prunes_to_the_target(tmp_path):
         assert json.load(f)["pruner"] == "magnitude"
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_help_and_bad_input(tmp_path, scripts):
     result = scripts.run("algorithms.jaxpruner.train", "--help")
     assert result.returncode == 0 and "--pruner" in result.stdout and "--sparsity-type" in result.stdout

@@ -65,6 +65,7 @@ def test_presets():
     assert train.PRESETS["cpu"][1].total_steps == 30_000
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_run_logs_the_metric_loss(tmp_path):
     out = str(tmp_path / "run")
     summary = train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
@@ -74,6 +75,7 @@ def test_smoke_run_logs_the_metric_loss(tmp_path):
     assert os.path.isdir(os.path.join(out, "checkpoints"))
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_help_and_bad_input(tmp_path, scripts):
     result = scripts.run("algorithms.ksme.train", "--help")
     assert result.returncode == 0 and "--metric" in result.stdout and "--similarity" in result.stdout

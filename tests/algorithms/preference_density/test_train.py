@@ -39,6 +39,7 @@ def test_bad_input_is_one_error_line_and_exit_2(argv, field, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and field in err[0]
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_run_writes_the_contract_and_resumes_bit_identically(tmp_path):
     cfg = dataclasses.replace(SMOKE, out_dir=str(tmp_path / "run"), progress=False)
     out = train.main(cfg, preset="smoke")

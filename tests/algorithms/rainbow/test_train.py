@@ -27,6 +27,7 @@ def smoke_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 @pytest.mark.envpool
 def test_smoke_learns_cartpole_and_writes_the_cli_contract(smoke_run):
     out, summary = smoke_run

@@ -122,6 +122,7 @@ def test_replay_ratio_counts_gradient_steps():
     assert cfg.total_updates == 4 * (cfg.total_steps - cfg.learning_starts)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_logs_dormant_fractions(tmp_path):
     out = str(tmp_path / "run")
     summary = train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
@@ -143,6 +144,7 @@ def test_a_sigkilled_run_resumes_identically(tmp_path, scripts):
     assert scripts.learning_metrics(resumed_dir) == scripts.learning_metrics(out)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_help_and_bad_input(tmp_path, scripts):
     result = scripts.run("algorithms.redo.train", "--help")
     assert result.returncode == 0 and "--redo-tau" in result.stdout and "--gradient-steps" in result.stdout

@@ -12,6 +12,7 @@ from core import cli, metrics
 SMOKE = train.PRESETS["smoke"][1]
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_run_writes_the_contract_outputs_and_a_finished_run_resumes(tmp_path):
     cfg = dataclasses.replace(SMOKE, out_dir=str(tmp_path / "run"), progress=False)
     out = train.main(cfg, preset="smoke")

@@ -21,6 +21,7 @@ def _init(moe_cfg, cfg=MINATAR, shape=(2, 10, 10, 4), actions=3):
     return net, net.q_network.init(jax.random.PRNGKey(1), obs), obs
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 @pytest.mark.parametrize("experts", [1, 2, 4, 8])
 def test_soft_moe_network_shapes_and_parameter_growth(experts):
     cfg = networks.MoENetworkConfig(num_experts=experts, expert_hidden=32)
@@ -82,6 +83,7 @@ def test_presets_follow_the_paper():
         assert cfg.moe == "softmoe" and cfg.tokenization == "per_conv" and cfg.head_hidden == 0
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_smoke_run_logs_router_statistics(tmp_path):
     out = str(tmp_path / "run")
     summary = train.main(dataclasses.replace(SMOKE, out_dir=out, progress=False), preset="smoke")
@@ -91,6 +93,7 @@ def test_smoke_run_logs_router_statistics(tmp_path):
     assert 1 / SMOKE.num_experts <= last["busiest_expert_share"] <= 1.0 and 0.0 <= last["dormant_fraction"] <= 1.0
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_help_and_bad_input(tmp_path, scripts):
     result = scripts.run("algorithms.soft_moe.train", "--help")
     assert result.returncode == 0 and "--num-experts" in result.stdout and "--tokenization" in result.stdout
