@@ -68,6 +68,7 @@ def _agent_learner_on_devices(agents):
     assert all(r["max_abs_diff_vs_1_device"] < 1e-5 for r in rows)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 @pytest.mark.timeout(600)
 def test_dqn_learner_on_2_and_4_devices_equals_1_device():
     """DQN's shard_map learner update over 1, 2, 4 simulated CPU devices: same parameters after 3 updates."""

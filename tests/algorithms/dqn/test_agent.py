@@ -154,6 +154,7 @@ def test_prioritized_learn_sets_sampled_priorities_to_loss_power_alpha():
     assert int(after.train.step) == 1 and float(after.replay.max_priority) >= float((priority.max() + 1e-6) ** 0.5) - 1e-6
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_noisy_agent_evaluates_without_noise():
     cfg = rainbow.PRESETS["smoke"][1]
     agent = agent_lib.make_agent(cfg, _spec(), mesh=parallel.local_mesh(1))

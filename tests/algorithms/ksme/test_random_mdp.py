@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from algorithms.ksme import random_mdp
 from core import metrics
@@ -23,6 +24,7 @@ def test_random_mdp_is_a_markov_chain_with_rewards_in_the_unit_interval():
     assert not np.allclose(P, P2)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_run_measures_every_mdp_and_resumes(tmp_path):
     out = str(tmp_path / "run")
     summary = random_mdp.main(dataclasses.replace(TINY, out_dir=out), preset="smoke")

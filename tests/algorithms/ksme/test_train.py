@@ -43,6 +43,7 @@ def test_representation_network_has_the_baseline_parameters():
     assert net.representation(params, obs).shape == (2, 8 * 8 * 16)  # the MinAtar torso's flattened output
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_metric_weight_zero_is_the_base_agent_and_positive_weights_change_the_update():
     key = jax.random.PRNGKey(3)
     cfg = dataclasses.replace(SMOKE, batch_size=8)

@@ -82,6 +82,7 @@ def test_redo_recycles_dead_neurons_at_the_scheduled_step_and_keeps_the_output()
                                agent.network.apply(state.train.params, obs), atol=1e-4)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_no_recycling_off_schedule():
     cfg = dataclasses.replace(SMOKE, learning_starts=0, recycle_period=1_000, redo_tau=0.0, score_batch_size=32,
                               batch_size=8, head_hidden=16, learning_rate=1e-12)
@@ -91,6 +92,7 @@ def test_no_recycling_off_schedule():
     np.testing.assert_array_equal(learned.train.params[hidden]["b"][:5], -1e3)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_reset_baseline_reinitialises_exactly_the_last_layers_and_their_adam_moments():
     cfg = dataclasses.replace(SMOKE, recycle="reset", reset_layers=1, learning_starts=0, recycle_period=1,
                               batch_size=8, head_hidden=16)

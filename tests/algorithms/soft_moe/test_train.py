@@ -46,6 +46,7 @@ def test_dense_baseline_is_the_penultimate_layer_widened_by_the_expert_count():
     assert net.q_network.apply(params, obs).shape == (2, 3)
 
 
+@pytest.mark.slow  # default-suite budget (under 10 min on 2 cores): subprocess/compile heavy
 def test_top1_router_noise_only_with_a_key():
     cfg = networks.MoENetworkConfig(moe="top1", num_experts=4, expert_hidden=16, router_noise=1.0)
     net, params, obs = _init(cfg)
