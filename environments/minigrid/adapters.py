@@ -10,7 +10,7 @@ functions inside ``jit`` instead; these adapters call the same functions, jitted
 * :class:`GymnasiumEnv`: ``reset(seed=...)``/``step(action)`` return gymnasium's tuples
   with the official package's ``terminated``/``truncated`` flags (both on a last-step success).
 
-Observations are dicts ``{"image": [7, 7, 3] uint8, "direction": int, "mission": [16] int32
+Observations are dicts ``{"image": [7, 7, 3] uint8, "direction": int, "mission": [MISSION_LENGTH = 20] int32
 token ids}`` (the official package gives the mission as a string: ``minigrid.detokenize``).
 """
 from __future__ import annotations
