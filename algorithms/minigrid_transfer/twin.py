@@ -70,11 +70,8 @@ def make() -> envs.MiniGrid:
 
     def step_auto_reset(key, state, action):
         state, out = step(state, action)
-        fresh, fresh_obs = reset(key)
-        done = out.terminated | out.truncated
-        state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state)
-        obs = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh_obs, out.observation)
-        return state, out._replace(observation=obs)
+        state = envs.select(out.terminated | out.truncated, reset(key)[0], state)
+        return state, out._replace(observation=observe(state))
 
     return envs.MiniGrid(env_id=ENV_ID, spec=SPEC._replace(generate=generate), reset=reset, step=step,
-                         step_auto_reset=step_auto_reset, from_layout=from_layout)
+                         step_auto_reset=step_auto_reset, from_layout=from_layout, observe=observe)

@@ -15,6 +15,7 @@ official grid holds as ``None`` are (empty, 0, 0); "carrying nothing" is (empty,
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import chex
@@ -326,55 +327,80 @@ def step_dynamics(state: State, action: Array, *, max_steps: int):
 # --------------------------------------------------------------------------- observations
 
 
-def view_top_left(agent_pos: Array, agent_dir: Array, view_size: int) -> Array:
-    """``[2]`` (topX, topY) of the agent's view square (``MiniGridEnv.get_view_exts``)."""
-    x, y = agent_pos[0], agent_pos[1]
-    half = view_size // 2
-    tops = jnp.stack([jnp.stack([x, y - half]), jnp.stack([x - half, y]),
-                      jnp.stack([x - view_size + 1, y - half]), jnp.stack([x - half, y - view_size + 1])])
-    return tops[agent_dir]
+def view_coords(agent_pos: Array, agent_dir: Array, view_size: int) -> Array:
+    """``[V, V, 2]`` int32 the world (x, y) of each cell (vx, vy) of the rotated view.
 
-
-def _spread(seeds: Array, transparent: Array):
-    """One row of ``Grid.process_vis``: ``(row, above)`` after its right-going then left-going sweep.
-
-    The sweeps in closed form: the right-going sweep reaches i from a seed k ≤ i when cells
-    k..i−1 are transparent; the left-going one then reaches i from k ≥ i when cells i+1..k
-    are. Every transparent reached cell lights the cells diagonally and directly above.
+    The inverse of ``MiniGridEnv.get_view_coords``: the agent stands at (V//2, V − 1) looking
+    up, so view cell (vx, vy) lies V − 1 − vy cells ahead of it along its direction d and
+    vx − V//2 cells to its right along r = (−d_y, d_x). This equals slicing the
+    ``get_view_exts`` square and rotating it left ``agent_dir + 1`` times, as ``gen_obs_grid``
+    does (``get_view_exts``, ``Grid.slice``, ``rotate_left``), without building either.
     """
-    size = seeds.shape[-1]
-    blocked = jnp.cumsum(~transparent) - (~transparent)  # [V] opaque cells strictly before i
-    k, i = jnp.arange(size)[:, None], jnp.arange(size)[None, :]
-    clear_right = (k <= i) & (blocked[None, :] == blocked[:, None])  # cells k..i−1 transparent
-    right = jnp.any(seeds[:, None] & clear_right, axis=0)
-    opaque_upto = jnp.cumsum(~transparent)  # [V] opaque cells among 0..i
-    clear_left = (k >= i) & (opaque_upto[:, None] == opaque_upto[None, :])  # cells i+1..k transparent
-    row = jnp.any(right[:, None] & clear_left, axis=0)
-    lit_right = right & transparent & (jnp.arange(size) < size - 1)  # the right-going sweep stops at V − 2
-    lit_left = row & transparent & (jnp.arange(size) > 0)  # the left-going sweep stops at 1
-    above = lit_right | lit_left | jnp.roll(lit_right, 1) | jnp.roll(lit_left, -1)
-    return row, above
+    d = jnp.asarray(DIR_TO_VEC)[agent_dir]
+    r = jnp.stack([-d[1], d[0]])
+    vx = jnp.arange(view_size)[:, None, None]
+    vy = jnp.arange(view_size)[None, :, None]
+    return (agent_pos + d * (view_size - 1 - vy) + r * (vx - view_size // 2)).astype(jnp.int32)
+
+
+def view_cells(grid: Array, coords: Array) -> Array:
+    """``[V, V, 3]`` the grid's cells at ``coords`` (``[V, V, 2]``), walls off the grid (``Grid.slice``)."""
+    width, height = grid.shape[:2]
+    x, y = coords[..., 0], coords[..., 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    cells = grid[jnp.clip(x, 0, width - 1), jnp.clip(y, 0, height - 1)]
+    return jnp.where(inside[..., None], cells, jnp.asarray(WALL_CELL))
+
+
+@functools.lru_cache(maxsize=None)
+def _row_sweep_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, above)``, each ``[2^V · 2^V]`` int32 indexed ``lit · 2^V + clear``: one row of ``Grid.process_vis``.
+
+    For a row whose lit cells are the bits of ``lit`` and whose transparent cells are the
+    bits of ``clear`` (bit i = column i), ``row`` is the row's lit cells after the official
+    right-going then left-going sweep and ``above`` the cells it lights in the row above.
+    Built once per view size by the official loops, run on every entry at once.
+    """
+    bits = 1 << np.arange(size)
+    index = np.arange(1 << (2 * size))  # every (lit, clear) pair at once
+    mask = ((index >> size)[:, None] & bits) != 0  # [E, V]
+    transparent = (index[:, None] & bits) != 0
+    above = np.zeros_like(mask)
+    for i in range(size - 1):  # right-going sweep
+        go = mask[:, i] & transparent[:, i]
+        mask[:, i + 1] |= go
+        above[:, i + 1] |= go
+        above[:, i] |= go
+    for i in reversed(range(1, size)):  # left-going sweep
+        go = mask[:, i] & transparent[:, i]
+        mask[:, i - 1] |= go
+        above[:, i - 1] |= go
+        above[:, i] |= go
+    row_table, above_table = (mask @ bits).astype(np.int32), (above @ bits).astype(np.int32)
+    return row_table, above_table
 
 
 def visibility(view: Array) -> Array:
     """``[V, V]`` bool: which cells of the rotated view the agent sees (``Grid.process_vis``).
 
-    The agent stands at (V//2, V − 1). Rows are processed from the agent's row upwards;
-    in each row light spreads right then left from every visible cell that does not block
-    it (:func:`see_behind`), reaching the neighbours in the row and diagonally above.
+    The agent stands at (V//2, V − 1). Rows are processed from the agent's row upwards; in
+    each row light spreads right, then left, from every lit cell that lets light through
+    (:func:`see_behind`), reaching its neighbour in the row and the cells directly and
+    diagonally above. A row's outcome depends only on which of its V cells are lit and
+    which are transparent, so each row is one lookup in a table of the official loops'
+    results (2^(2V) entries: 16,384 for V = 7) with the row encoded as V-bit integers.
     """
     size = view.shape[0]
-    transparent = see_behind(view)
-    mask = jnp.zeros((size, size), bool).at[size // 2, size - 1].set(True)
-
-    def row_step(t, mask):  # rows from the agent's (V − 1) upwards, one loop body (cheap to compile)
-        j = size - 1 - t
-        row, above = _spread(mask[:, j], transparent[:, j])
-        mask = mask.at[:, j].set(row)
-        up = jnp.maximum(j - 1, 0)  # the top row lights nothing further
-        return mask.at[:, up].set(jnp.where(j > 0, mask[:, up] | above, mask[:, up]))
-
-    return jax.lax.fori_loop(0, size, row_step, mask)
+    if size > 9:
+        raise ValueError(f"visibility supports view sizes up to 9 (a 2^(2V)-entry table), got {size}")
+    row_table, above_table = (jnp.asarray(t) for t in _row_sweep_tables(size))
+    column_bits = jnp.left_shift(jnp.int32(1), jnp.arange(size, dtype=jnp.int32))  # [V] bit of column i
+    clear = jnp.sum(jnp.where(see_behind(view), column_bits[:, None], 0), axis=0)  # [V] per row: transparent columns
+    lit, rows = jnp.int32(1 << (size // 2)), [None] * size  # the agent's cell
+    for j in reversed(range(size)):  # the agent's row first
+        index = (lit << size) | clear[j]
+        rows[j], lit = row_table[index], above_table[index]
+    return (jnp.stack(rows)[None, :] & column_bits[:, None]) != 0
 
 
 def partial_view(state: State, *, view_size: int = 7, see_through_walls: bool = False) -> Array:
@@ -384,17 +410,7 @@ def partial_view(state: State, *, view_size: int = 7, see_through_walls: bool = 
     agent looks up from (V//2, V − 1), occluded cells (0, 0, 0) unless ``see_through_walls``,
     and the agent's own cell showing what it carries.
     """
-    padded = jnp.pad(state.grid, ((view_size, view_size), (view_size, view_size), (0, 0)))
-    wall = jnp.asarray(WALL_CELL)
-    width, height = state.grid.shape[:2]
-    on_grid = jnp.zeros((width + 2 * view_size, height + 2 * view_size), bool)
-    on_grid = on_grid.at[view_size:view_size + width, view_size:view_size + height].set(True)
-    padded = jnp.where(on_grid[..., None], padded, wall)
-    top = view_top_left(state.agent_pos, state.agent_dir, view_size) + view_size
-    view = jax.lax.dynamic_slice(padded, (top[0], top[1], 0), (view_size, view_size, 3))
-    # Grid.rotate_left maps old[i, j] to new[j, V − 1 − i]: a clockwise np.rot90 of the [x, y] array.
-    rotations = jnp.stack([jnp.rot90(view, k=-(k + 1), axes=(0, 1)) for k in range(4)])
-    view = rotations[state.agent_dir]
+    view = view_cells(state.grid, view_coords(state.agent_pos, state.agent_dir, view_size))
     mask = jnp.ones((view_size, view_size), bool) if see_through_walls else visibility(view)
     view = view.at[view_size // 2, view_size - 1].set(state.carrying)
     return jnp.where(mask[..., None], view, jnp.zeros((), jnp.uint8))

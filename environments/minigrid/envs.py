@@ -162,6 +162,7 @@ class MiniGrid(NamedTuple):
     step: Callable  # (State, action []) -> (State, StepOutput)
     step_auto_reset: Callable  # (key, State, action []) -> (State, StepOutput): a finished episode restarts
     from_layout: Callable  # Layout -> (State, Observation): start from a given world (parity tests, editors)
+    observe: Callable  # State -> Observation
 
 
 def make(env_id: str, *, max_steps: int | None = None, see_through_walls: bool | None = None) -> MiniGrid:
@@ -205,12 +206,44 @@ def make(env_id: str, *, max_steps: int | None = None, see_through_walls: bool |
     def step_auto_reset(key: Array, state: core.State, action: Array):
         """``step``; when the episode ends, the returned state (and observation) is a new episode's
         first, while reward/terminated/truncated are those of the finished step (gymnax style)."""
-        state, out = step(state, action)
-        fresh, fresh_obs = reset(key)
-        done = out.terminated | out.truncated
-        state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state)
-        obs = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh_obs, out.observation)
-        return state, out._replace(observation=obs)
+        state, out = step(state, action)  # its observation is dropped unused (jit removes it)
+        state = select(out.terminated | out.truncated, reset(key)[0], state)
+        return state, out._replace(observation=observe(state))
 
     return MiniGrid(env_id=env_id, spec=spec, reset=reset, step=step, step_auto_reset=step_auto_reset,
-                    from_layout=from_layout)
+                    from_layout=from_layout, observe=observe)
+
+
+def select(done: Array, fresh, state):
+    """``fresh`` where ``done`` else ``state`` (pytrees of one environment, or of a batch with ``done`` ``[N]``)."""
+    return jax.tree.map(lambda a, b: jnp.where(jnp.reshape(done, done.shape + (1,) * (a.ndim - done.ndim)), a, b),
+                        fresh, state)
+
+
+def batch_step_auto_reset(env: MiniGrid, key: Array, state: core.State, action: Array, *,
+                          pool_size: int | None = None) -> Tuple[core.State, core.StepOutput]:
+    """``vmap(env.step_auto_reset)`` over a batch (leading axis N), generating fewer layouts.
+
+    ``vmap(step_auto_reset)`` generates N fresh layouts every step and keeps the few whose
+    episode ended. Here only ``pool_size`` layouts (default N // 16) are generated, from
+    ``key``, and the k-th environment to finish this step takes the k-th; in a step where
+    more than ``pool_size`` finish (synchronised time-outs), all N are generated instead
+    (``lax.cond`` at the batch level, so the common step pays for the pool only). Every
+    finished episode still restarts from a fresh, independently drawn layout: the
+    distribution is the official one; only which random numbers are used differs.
+    """
+    num_envs = action.shape[0]
+    pool_size = max(1, num_envs // 16) if pool_size is None else pool_size
+    if not 1 <= pool_size <= num_envs:
+        raise ValueError(f"pool_size must be in [1, {num_envs}], got {pool_size}")
+    state, out = jax.vmap(env.step)(state, action)  # observations are made once, at the end
+    done = out.terminated | out.truncated
+    fresh_states = lambda n: jax.vmap(env.reset)(jax.random.split(key, n))[0]  # noqa: E731
+
+    def from_pool(_):
+        rank = jnp.minimum(jnp.cumsum(done) - 1, pool_size - 1)  # the k-th finished environment takes layout k
+        return jax.tree.map(lambda a: a[rank], fresh_states(pool_size))
+
+    fresh = jax.lax.cond(jnp.sum(done) <= pool_size, from_pool, lambda _: fresh_states(num_envs), None)
+    state = select(done, fresh, state)
+    return state, out._replace(observation=jax.vmap(env.observe)(state))

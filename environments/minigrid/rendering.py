@@ -208,25 +208,15 @@ def rgb_partial_view(image: Array, *, tile_size: int = 8) -> Array:
 def seen_cells(state: core.State, *, view_size: int = 7, see_through_walls: bool = False) -> Array:
     """``[W, H]`` bool the world cells the agent sees (what ``get_full_render`` highlights)."""
     width, height = state.grid.shape[:2]
-    xs, ys = jnp.meshgrid(jnp.arange(width + 2 * view_size) - view_size,
-                          jnp.arange(height + 2 * view_size) - view_size, indexing="ij")
-    coords = jnp.stack([xs, ys], axis=-1)  # world (x, y) of every padded cell
-    top = core.view_top_left(state.agent_pos, state.agent_dir, view_size) + view_size
-    patch = jax.lax.dynamic_slice(coords, (top[0], top[1], 0), (view_size, view_size, 2))
-    rotations = jnp.stack([jnp.rot90(patch, k=-(k + 1), axes=(0, 1)) for k in range(4)])
-    patch = rotations[state.agent_dir]  # world coordinates of each cell of the rotated view
+    coords = core.view_coords(state.agent_pos, state.agent_dir, view_size)  # world (x, y) of each view cell
     if see_through_walls:
         mask = jnp.ones((view_size, view_size), bool)
     else:
-        padded = jnp.pad(state.grid, ((view_size, view_size), (view_size, view_size), (0, 0)))
-        on_grid = (coords[..., 0] >= 0) & (coords[..., 0] < width) & (coords[..., 1] >= 0) & (coords[..., 1] < height)
-        padded = jnp.where(on_grid[..., None], padded, jnp.asarray(core.WALL_CELL))
-        view = jax.lax.dynamic_slice(padded, (top[0], top[1], 0), (view_size, view_size, 3))
-        view = jnp.stack([jnp.rot90(view, k=-(k + 1), axes=(0, 1)) for k in range(4)])[state.agent_dir]
-        mask = core.visibility(view)
-    inside = (patch[..., 0] >= 0) & (patch[..., 0] < width) & (patch[..., 1] >= 0) & (patch[..., 1] < height)
-    x = jnp.where(mask & inside, patch[..., 0], width)  # out of range: dropped
-    return jnp.zeros((width, height), bool).at[x, patch[..., 1]].set(True, mode="drop")
+        mask = core.visibility(core.view_cells(state.grid, coords))
+    x, y = coords[..., 0], coords[..., 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    x = jnp.where(mask & inside, x, width)  # out of range: dropped
+    return jnp.zeros((width, height), bool).at[x, y].set(True, mode="drop")
 
 
 def rgb_full_view(state: core.State, *, view_size: int = 7, see_through_walls: bool = False,
