@@ -283,8 +283,7 @@ def projected_costs(rows: list[dict], reference: Optional[dict] = None) -> str:
         row("ReDo DQN, replay ratio 1, 10M frames (`algorithms.redo.train paper`)", 2_500_000, 2_500_000, upd_s,
             "DQN cost (recycle step on the Nature CNN not measured in this run; ~1 update per 1,000)", kind="dqn")
     lines.append(bbf_paper_row())
-    lines.append(["PVN pretraining (`algorithms.pvn.pretrain paper`)", "—", "—", "not measured by the suite",
-                  "—", "not measured (no GPU in this session)", "—", "see `algorithms/pvn/README.md`"])
+    lines.append(pvn_paper_row())
     ref_head = (f"1 device: this CPU, latest full module run ({reference['source']})" if reference else
                 "1 device: latest full module run")
     return common.markdown_table(
@@ -293,23 +292,46 @@ def projected_costs(rows: list[dict], reference: Optional[dict] = None) -> str:
         align="lrrrrrrl")
 
 
-BBF_COST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "algorithms", "bbf", "results", "cost_paper.json")
+ALGORITHMS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "algorithms")
+BBF_COST = os.path.join(ALGORITHMS, "bbf", "results", "cost_paper.json")
+PVN_COST = os.path.join(ALGORITHMS, "pvn", "results", "cost_paper.json")
+NO_GPU = "not measured (no GPU in this session)"
+
+
+def cost_file_row(label: str, agent_steps: str, path: str, *, updates_key: str, step_key: str, what: str,
+                  command: str) -> list:
+    """A paper-preset row projected from a per-update cost file (an algorithm's own ``cost`` measurement)."""
+    if not os.path.exists(path):
+        return [label, agent_steps, "—", "not measured", "—", NO_GPU, "—", f"run `{command} --out {os.path.relpath(path)}`"]
+    with open(path) as f:
+        cost = json.load(f)
+    updates, step_s = cost[updates_key], cost[step_key]
+    return [label, agent_steps, f"{updates:,}", f"{updates * step_s / 3600:,.0f} h (learner only, 1 core)", "—", NO_GPU,
+            f"{updates * step_s / 8 / 3600:,.0f} h (learner only)",
+            f"`{os.path.relpath(path, os.path.dirname(ALGORITHMS))}`: {step_s:.1f} s of CPU time per {what}, "
+            f"median of {len(cost['step_cpu_s'])}"]
 
 
 def bbf_paper_row(path: str = BBF_COST) -> list:
     """The BBF Atari 100k row from `python -m algorithms.bbf.cost --preset paper` (its own measurement)."""
-    base = ["BBF, Atari 100k (`algorithms.bbf.train paper`)", "100,000"]
-    if not os.path.exists(path):
-        return base + ["784,000", "not measured", "—", "not measured (no GPU in this session)", "—",
-                       "run `python -m algorithms.bbf.cost --preset paper --steps 3 --out " + os.path.relpath(path) + "`"]
-    with open(path) as f:
-        cost = json.load(f)
-    updates, step_s = cost["gradient_steps_per_run"], cost["median_step_cpu_s"]
-    return base + [f"{updates:,}", f"{updates * step_s / 3600:,.0f} h (learner only, 1 core)", "—",
-                   "not measured (no GPU in this session)", f"{updates * step_s / 8 / 3600:,.0f} h (learner only)",
-                   f"`algorithms/bbf/results/cost_paper.json`: {step_s:.1f} s of CPU time per Impala×4 + SPR "
-                   f"gradient step (batch 32), median of {len(cost['step_cpu_s'])}"]
+    return cost_file_row("BBF, Atari 100k (`algorithms.bbf.train paper`)", "100,000", path,
+                         updates_key="gradient_steps_per_run", step_key="median_step_cpu_s",
+                         what="Impala×4 + SPR gradient step (batch 32)",
+                         command="python -m algorithms.bbf.cost --preset paper --steps 3")
+
+
+def pvn_paper_row(path: str = PVN_COST) -> list:
+    """The PVN pretraining row from `python -m algorithms.pvn.cost --preset paper` (its own measurement)."""
+    scaled = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            cost = json.load(f)
+        if cost.get("batch_scale", 1) != 1:
+            scaled = f" (measured at batch {cost['measured_batch_size']}, scaled ×{cost['batch_scale']:g})"
+    return cost_file_row("PVN pretraining, 1M updates (`algorithms.pvn.pretrain paper`)", "— (offline)", path,
+                         updates_key="updates_per_run", step_key="preset_step_cpu_s",
+                         what=f"Impala×8, 4096-feature, 100-task update (batch 256){scaled}",
+                         command="python -m algorithms.pvn.cost --preset paper --batch-size 32")
 
 
 def write_readme(out: str = RESULTS, path: str = README) -> str:

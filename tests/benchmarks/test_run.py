@@ -55,7 +55,7 @@ def test_readme_from_stored_rows_uses_the_latest_run_of_each_benchmark(tmp_path)
     # 50M env steps at 2,000/s + 12.5M updates at 25/s = 6,944 + 138,889 s = 40.5 h... in hours:
     assert f"{(50_000_000 / 2000 + 12_500_000 / 25) / 3600:,.0f} h" in text
     assert f"{(50_000_000 / 1000 + 12_500_000 * 0.01) / 3600:,.0f} h" in text  # the full-run reference column
-    assert "BBF, Atari 100k" in text and "see `algorithms/pvn/README.md`" in text
+    assert "BBF, Atari 100k" in text and "PVN pretraining" in text
     assert "not measured (no GPU" in text
 
 
@@ -77,3 +77,15 @@ def test_bbf_paper_row_projects_from_the_measured_step_cost(tmp_path):
     assert "median of 3" in row[-1]
     missing = run.bbf_paper_row(str(tmp_path / "absent.json"))
     assert missing[3] == "not measured" and "algorithms.bbf.cost" in missing[-1]
+
+
+def test_pvn_paper_row_scales_a_smaller_measured_batch(tmp_path):
+    cost = tmp_path / "cost_paper.json"
+    cost.write_text(json.dumps({"updates_per_run": 1_000_000, "preset_step_cpu_s": 40.0, "step_cpu_s": [5.0, 5.0],
+                                "measured_batch_size": 32, "batch_scale": 8.0}))
+    row = run.pvn_paper_row(str(cost))
+    assert row[2] == "1,000,000"
+    assert row[3].startswith(f"{1_000_000 * 40.0 / 3600:,.0f} h")
+    assert "batch 32, scaled ×8" in row[-1] and "median of 2" in row[-1]
+    missing = run.pvn_paper_row(str(tmp_path / "absent.json"))
+    assert missing[3] == "not measured" and "algorithms.pvn.cost" in missing[-1]
