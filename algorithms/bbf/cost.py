@@ -13,15 +13,12 @@ replay_ratio × median step time`` (acting and replay sampling not included).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core import cli
+from core import step_cost
 from core.types import EnvSpec
 
 from algorithms.bbf import agent, train
@@ -51,31 +48,23 @@ def measure(cfg, spec: EnvSpec, steps: int) -> dict:
                              key=jax.random.PRNGKey(1))
     batch = random_batch(jax.random.PRNGKey(2), cfg, spec)
     weight = jnp.ones((cfg.batch_size,))
-    start, cpu_start = time.perf_counter(), time.process_time()
-    update = update.lower(state, batch, weight, jax.random.PRNGKey(3)).compile()
-    compile_s, compile_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"compiled in {compile_s:.1f} s wall, {compile_cpu_s:.1f} s CPU", flush=True)
-    times, cpu_times = [], []
-    for i in range(steps):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        state, loss, _ = update(state, batch, weight, jax.random.PRNGKey(10 + i))
-        jax.block_until_ready(loss)
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-        print(f"gradient step {i}: {times[-1]:.2f} s wall, {cpu_times[-1]:.2f} s CPU (all threads)", flush=True)
-    step_s = float(np.median(times))
+
+    def step(compiled, carry):
+        state, i = carry
+        state, loss, _ = compiled(state, batch, weight, jax.random.PRNGKey(10 + i))
+        return (state, i + 1), loss
+
+    timings, _, loss = step_cost.measure_steps(lambda: update.lower(state, batch, weight, jax.random.PRNGKey(3)),
+                                               step, (state, 0), steps)
+    step_s, step_cpu_s = timings["median_step_s"], timings["median_step_cpu_s"]
     updates = (cfg.total_steps - cfg.learning_starts) * cfg.replay_ratio
     return {
         "observation_shape": list(spec.observation_shape), "batch_size": cfg.batch_size,
         "impala_width": cfg.impala_width, "hidden_dim": cfg.hidden_dim, "spr_steps": cfg.spr_steps,
-        "parameters": int(sum(x.size for x in jax.tree.leaves(params))),
-        "compile_s": round(compile_s, 1), "compile_cpu_s": round(compile_cpu_s, 1),
-        "step_s": [round(t, 3) for t in times], "step_cpu_s": [round(t, 3) for t in cpu_times],
-        "median_step_s": round(step_s, 3), "median_step_cpu_s": round(float(np.median(cpu_times)), 3),
+        "parameters": int(sum(x.size for x in jax.tree.leaves(params))), **timings,
         "gradient_steps_per_run": int(updates), "projected_learner_hours_per_run": round(updates * step_s / 3600, 1),
-        "projected_learner_cpu_hours_per_run": round(updates * float(np.median(cpu_times)) / 3600, 1),
-        "loss_finite": bool(np.isfinite(float(loss))), "versions": cli.versions(), "date": time.strftime("%Y-%m-%d"),
-        "load_average_1min": os.getloadavg()[0],
+        "projected_learner_cpu_hours_per_run": round(updates * step_cpu_s / 3600, 1),
+        "loss_finite": bool(np.isfinite(float(loss))), **step_cost.provenance(),
     }
 
 
@@ -93,11 +82,7 @@ def main(argv=None) -> int:
     else:
         spec = EnvSpec(env_id=cfg.env_id, observation_shape=(10, 10, 4), observation_dtype=np.float32,
                        num_actions=args.num_actions)
-    result = {"preset": args.preset, **measure(cfg, spec, args.steps)}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        cli.write_json(args.out, result)
+    step_cost.write_result({"preset": args.preset, **measure(cfg, spec, args.steps)}, args.out)
     return 0
 
 

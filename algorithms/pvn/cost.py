@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core import cli
+from core import cli, step_cost
 
 from algorithms.pvn import learner as learner_lib
 from algorithms.pvn import pretrain
@@ -44,33 +41,19 @@ def measure(cfg: pretrain.Config, *, batch_size: int, num_actions: int, steps: i
     learner = pretrain.make_learner(cfg, num_actions)
     state = learner.init(jax.random.PRNGKey(0), np.zeros((1, *ATARI_OBSERVATION), np.uint8))
     batch = random_batch(jax.random.PRNGKey(1), batch_size, num_actions)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    update = jax.jit(learner.update, donate_argnums=0).lower(state, batch).compile()
-    compile_s, compile_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"compiled in {compile_s:.1f} s wall, {compile_cpu_s:.1f} s CPU", flush=True)
-    times, cpu_times = [], []
-    for i in range(steps):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        state, out = update(state, batch)
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-        print(f"update {i}: {times[-1]:.2f} s wall, {cpu_times[-1]:.2f} s CPU (all threads)", flush=True)
+    timings, state, out = step_cost.measure_steps(
+        lambda: jax.jit(learner.update, donate_argnums=0).lower(state, batch),
+        lambda update, state: update(state, batch), state, steps)
     scale = cfg.batch_size / batch_size
-    step_s, step_cpu_s = float(np.median(times)), float(np.median(cpu_times))
     return {
         "observation_shape": list(ATARI_OBSERVATION), "measured_batch_size": batch_size,
         "preset_batch_size": cfg.batch_size, "batch_scale": scale, "impala_width": cfg.impala_width,
         "num_features": cfg.num_features, "num_tasks": cfg.num_tasks, "num_actions": num_actions,
-        "parameters": int(sum(x.size for x in jax.tree.leaves(state.params))),
-        "compile_s": round(compile_s, 1), "compile_cpu_s": round(compile_cpu_s, 1),
-        "step_s": [round(t, 3) for t in times], "step_cpu_s": [round(t, 3) for t in cpu_times],
-        "median_step_s": round(step_s, 3), "median_step_cpu_s": round(step_cpu_s, 3),
-        "preset_step_cpu_s": round(step_cpu_s * scale, 3),
+        "parameters": int(sum(x.size for x in jax.tree.leaves(state.params))), **timings,
+        "preset_step_cpu_s": round(timings["median_step_cpu_s"] * scale, 3),
         "updates_per_run": cfg.num_updates,
-        "projected_cpu_hours_per_run": round(cfg.num_updates * step_cpu_s * scale / 3600, 1),
-        "td_loss_finite": bool(np.isfinite(float(out.td_loss))), "versions": cli.versions(),
-        "date": time.strftime("%Y-%m-%d"), "load_average_1min": os.getloadavg()[0],
+        "projected_cpu_hours_per_run": round(cfg.num_updates * timings["median_step_cpu_s"] * scale / 3600, 1),
+        "td_loss_finite": bool(np.isfinite(float(out.td_loss))), **step_cost.provenance(),
     }
 
 
@@ -91,12 +74,8 @@ def main(argv=None) -> int:
     batch_size = args.batch_size or cfg.batch_size
     if not 1 <= batch_size <= cfg.batch_size or args.steps < 1:
         cli.fail(f"--batch-size must be in [1, {cfg.batch_size}] and --steps >= 1")
-    result = {"preset": args.preset, **measure(cfg, batch_size=batch_size, num_actions=args.num_actions,
-                                               steps=args.steps)}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        cli.write_json(args.out, result)
+    step_cost.write_result({"preset": args.preset, **measure(cfg, batch_size=batch_size, num_actions=args.num_actions,
+                                                             steps=args.steps)}, args.out)
     return 0
 
 
