@@ -2,6 +2,7 @@
 
     python -m algorithms.pvn.experiment gridworld [--tasks 4 16 64] [--features 8 16 32] [--seeds 0 1 2]
     python -m algorithms.pvn.experiment minatar [--games ...] [--seeds 0 1 2] [--dry-run]
+    python -m algorithms.pvn.experiment minatar-value [--game Breakout-MinAtar] [--conditions ...] [--no-pretrain]
     python -m algorithms.pvn.experiment report
 
 ``gridworld`` pretrains PVN encoders (random-network indicators, p = 0.05, γ = 0.9) on the
@@ -19,6 +20,13 @@ encoders at every (tasks, features) condition (:mod:`algorithms.pvn.pretrain`), 
 train the linear double-DQN head online on the frozen features
 (:mod:`algorithms.pvn.train`), and the same head on a frozen random encoder of the same
 size. ``report`` writes ``results/pvn_{gridworld,minatar}.{md,json,png}``.
+
+``minatar-value`` is the cheap offline test of the same encoders (:mod:`algorithms.pvn.value_error`):
+the held-out linear value error of the behaviour policy's Monte-Carlo returns on the
+dataset's ε-greedy DQN streams and, separately, its uniform-random streams, for PVN
+encoders (pretraining the missing ones with the study's arguments), frozen random
+encoders (the PVN learner's initial encoder at each seed) and raw pixels; it writes
+``results/pvn_minatar_value.{md,json,png}``.
 """
 from __future__ import annotations
 
@@ -178,6 +186,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     m.add_argument("--results", default=RESULTS)
     m.add_argument("--runs", default="runs/pvn_minatar", help="datasets, checkpoints and run dirs (not committed)")
     m.add_argument("--dry-run", action="store_true")
+    v = sub.add_parser("minatar-value", help="offline linear value error of frozen encoders (pretrains what is missing)")
+    v.add_argument("--game", default="Breakout-MinAtar")
+    v.add_argument("--conditions", nargs="+", default=list(VALUE_ENCODERS),
+                   help=f"encoders to evaluate (raw pixels always): {list(VALUE_ENCODERS)}")
+    v.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    v.add_argument("--gamma", type=float, default=VALUE_GAMMA)
+    v.add_argument("--no-pretrain", action="store_true", help="evaluate only the encoders already pretrained")
+    v.add_argument("--results", default=RESULTS)
+    v.add_argument("--runs", default="runs/pvn_minatar", help="datasets and pretraining runs (not committed)")
+    v.add_argument("--dry-run", action="store_true")
     r = sub.add_parser("report", help="tables and figures from what has finished")
     r.add_argument("--results", default=RESULTS)
     r.add_argument("--runs", default="runs/pvn_minatar")
@@ -192,6 +210,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return gridworld(args)
     if args.command == "minatar":
         return minatar(args)
+    if args.command == "minatar-value":
+        return minatar_value(args)
     report_gridworld(args.results)
     return report_minatar(args)
 
@@ -227,20 +247,27 @@ def _run(command, log_path, dry_run) -> bool:
     return code == 0
 
 
+def _ensure_dataset(runs: str, game: str, dry_run: bool) -> int:
+    """Trains the DQN behaviour policy and collects the offline dataset of ``game`` unless they exist; failures."""
+    py, failed = sys.executable, 0
+    dqn_dir = os.path.join(runs, "dqn_behaviour", game)
+    if not os.path.exists(os.path.join(dqn_dir, "summary.json")):
+        failed += not _run([py, "-m", "algorithms.dqn.train", *DQN_ARGS, "--env-id", game, "--out-dir", dqn_dir],
+                           dqn_dir + ".log", dry_run)
+    data_dir = os.path.join(runs, "data", game)
+    if not os.path.exists(os.path.join(data_dir, "summary.json")):
+        failed += not _run([py, "-m", "algorithms.pvn.dataset", *DATASET_ARGS, "--env-id", game, "--dqn-dir",
+                            dqn_dir, "--out-dir", data_dir], data_dir + ".log", dry_run)
+    return failed
+
+
 def minatar(args) -> int:
     """The main comparison at every seed and game first, then the other conditions (each seed-major)."""
     py = sys.executable
     failed = 0
     runs_dir = os.path.join(args.results, "minatar_runs")
     for game in args.games:
-        dqn_dir = os.path.join(args.runs, "dqn_behaviour", game)
-        if not os.path.exists(os.path.join(dqn_dir, "summary.json")):
-            failed += not _run([py, "-m", "algorithms.dqn.train", *DQN_ARGS, "--env-id", game, "--out-dir", dqn_dir],
-                               dqn_dir + ".log", args.dry_run)
-        data_dir = os.path.join(args.runs, "data", game)
-        if not os.path.exists(os.path.join(data_dir, "summary.json")):
-            failed += not _run([py, "-m", "algorithms.pvn.dataset", *DATASET_ARGS, "--env-id", game, "--dqn-dir",
-                                dqn_dir, "--out-dir", data_dir], data_dir + ".log", args.dry_run)
+        failed += _ensure_dataset(args.runs, game, args.dry_run)
     groups = (MAIN_COMPARISON, tuple(label for label in MINATAR_CONDITIONS if label not in MAIN_COMPARISON))
     order = [(seed, game, label) for group in groups for seed in args.seeds for game in args.games for label in group]
     for seed, game, label in order:
@@ -334,6 +361,217 @@ def _plot_minatar(table, path):
     ax.set_ylabel("greedy return after 20k steps")
     ax.set_title("Linear evaluation on frozen features (mean ± std over seeds)", fontsize=9)
     ax.legend(fontsize=8)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- MinAtar: offline linear value error
+
+VALUE_ENCODERS = {
+    "random encoder": (None, 256),
+    "PVN T=10": (10, 256),
+    "PVN T=100": (100, 256),
+    "random encoder D=64": (None, 64),
+    "PVN T=100 D=64": (100, 64),
+}
+"""label -> (indicator tasks of the pretrained encoder, None for the frozen random encoder; features D)."""
+RAW_PIXELS = "raw pixels"
+VALUE_GAMMA = 0.99
+VALUE_FOLDS = 5
+VALUE_SPLIT_SEED = 0
+
+
+def load_rows(dataset_dir: str) -> dict:
+    """Every row of a dataset as ``[T, B, ...]`` numpy arrays (checksums verified first); MinAtar-sized sets only."""
+    from core import transition_dataset as td
+
+    dataset = td.TransitionDataset(dataset_dir)  # raises DatasetError naming the bad file
+    with open(os.path.join(dataset_dir, td.MANIFEST)) as f:
+        chunks = json.load(f)["chunks"]
+    rows = {name: np.concatenate([np.load(os.path.join(dataset_dir, c["files"][name]["path"])) for c in chunks])
+            for name in dataset.fields}
+    rows["metadata"] = dataset.metadata
+    return rows
+
+
+def encoder_features(encoder_cfg, params, observations: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+    """φ(x) ``[N, D]`` float32 of the frozen encoder for ``[N, *O]`` observations (float32, as pretraining sees them)."""
+    import haiku as hk
+    import jax
+
+    from algorithms.pvn import networks
+
+    apply = jax.jit(hk.without_apply_rng(hk.transform(lambda o: networks.Encoder(encoder_cfg)(o))).apply)
+    out = [np.asarray(apply(params, observations[i:i + batch_size].astype(np.float32)))
+           for i in range(0, len(observations), batch_size)]
+    return np.concatenate(out)
+
+
+def random_encoder_params(encoder_cfg, *, seed: int, num_actions: int, example: np.ndarray):
+    """The encoder the PVN learner starts from at ``seed`` (``learner.init(PRNGKey(seed))``): a frozen random encoder."""
+    import jax
+
+    from algorithms.pvn import learner as learner_lib
+    from algorithms.pvn import networks
+
+    learner = learner_lib.make_learner(learner_lib.LearnerConfig(encoder=encoder_cfg, num_actions=num_actions,
+                                                                 num_tasks=1))
+    return networks.encoder_params(learner.init(jax.random.PRNGKey(seed), example).params)
+
+
+def _value_errors(features: np.ndarray, parts: dict) -> dict:
+    """Cross-validated value error of ``features`` (rows of ``parts['all']``) on every stream subset."""
+    from algorithms.pvn import value_error as ve
+
+    out = {"active_features": int(np.sum(features.std(0) > 0)), "num_features": int(features.shape[1])}
+    for name, part in parts.items():
+        res = ve.cross_validated_value_error(features[part["rows"]], part["returns"], part["episodes"],
+                                             num_folds=VALUE_FOLDS, seed=VALUE_SPLIT_SEED)
+        out[name] = {"value_error": res.value_error, "fold_errors": res.fold_errors.tolist(),
+                     "ridges": res.ridges.tolist(), "train_error": res.train_error}
+    return out
+
+
+def minatar_value(args) -> int:
+    """Offline linear value error of frozen encoders on a MinAtar dataset (pretraining what is missing first)."""
+    from algorithms.pvn import value_error as ve
+
+    labels = args.conditions
+    unknown = [label for label in labels if label not in VALUE_ENCODERS]
+    if unknown:
+        cli.fail(f"--conditions: unknown {unknown}; choose from {list(VALUE_ENCODERS)}")
+    game, py, failed = args.game, sys.executable, 0
+    failed += _ensure_dataset(args.runs, game, args.dry_run)
+    data_dir = os.path.join(args.runs, "data", game)
+    pre_dirs = {}
+    for label in labels:
+        tasks, features = VALUE_ENCODERS[label]
+        if tasks is None:
+            continue
+        for seed in args.seeds:
+            pre = os.path.join(args.runs, "pretrain", _label_dir(label), game, f"seed{seed}")
+            pre_dirs[label, seed] = pre
+            if not os.path.exists(os.path.join(pre, "summary.json")) and not args.no_pretrain:
+                failed += not _run([py, "-m", "algorithms.pvn.pretrain", *PRETRAIN_ARGS, "--dataset-dir", data_dir,
+                                    "--num-tasks", str(tasks), "--num-features", str(features), "--seed", str(seed),
+                                    "--out-dir", pre], pre + ".log", args.dry_run)
+    if args.dry_run:
+        return 1 if failed else 0
+    from algorithms.pvn import networks
+    from algorithms.pvn.pretrain import load_encoder
+
+    start = time.perf_counter()
+    rows = load_rows(data_dir)
+    meta = rows["metadata"]
+    mc = ve.monte_carlo_returns(rows["reward"], rows["discount"], rows["step_type"], gamma=args.gamma)
+    episodes = ve.episode_ids(rows["step_type"])
+    dqn_streams = np.asarray(meta["dqn_streams"], bool)
+    flat_valid = np.flatnonzero(mc.valid.reshape(-1))  # rows t·B + b with a known return
+    observations = rows["observation"].reshape(-1, *rows["observation"].shape[2:])[flat_valid]
+    stream = flat_valid % mc.valid.shape[1]
+    parts = {}
+    for name, mask in (("dqn_streams", dqn_streams[stream]), ("random_streams", ~dqn_streams[stream])):
+        sel = np.flatnonzero(mask)
+        g = mc.returns.reshape(-1)[flat_valid][sel]
+        parts[name] = {"rows": sel, "returns": g, "episodes": episodes.reshape(-1)[flat_valid][sel]}
+    data_info = {name: {"rows": int(p["rows"].size), "episodes": int(np.unique(p["episodes"]).size),
+                        "mean_return": float(p["returns"].mean()), "var_return": float(p["returns"].var())}
+                 for name, p in parts.items()}
+    data_info["dropped_rows_unfinished"] = int((~mc.valid & (rows["step_type"] != ve.LAST)).sum())
+    print(f"{game}: {data_info}", flush=True)
+    records = {RAW_PIXELS: [{"seed": None, **_value_errors(observations.reshape(len(observations), -1)
+                                                           .astype(np.float32), parts)}]}
+    for label in labels:
+        tasks, features = VALUE_ENCODERS[label]
+        encoder_cfg = networks.EncoderConfig(num_features=features)
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            extra = {}
+            if tasks is None:
+                params = random_encoder_params(encoder_cfg, seed=seed, num_actions=int(meta["num_actions"]),
+                                               example=observations[:1].astype(np.float32))
+            else:
+                pre = pre_dirs[label, seed]
+                if not os.path.exists(os.path.join(pre, "summary.json")):
+                    print(f"  {label} seed {seed}: no finished pretraining in {pre}; skipped", flush=True)
+                    continue
+                params, pre_cfg, _ = load_encoder(pre)
+                encoder_cfg = pre_cfg.encoder
+                with open(os.path.join(pre, "summary.json")) as f:
+                    pre_summary = json.load(f)
+                extra = {"pretrain_td_loss": pre_summary["headline"]["value"], "pretrain_wall_s": pre_summary["wall_s"],
+                         "pretrain_updates": pre_summary.get("updates")}
+            phi = encoder_features(encoder_cfg, params, observations)
+            record = {"seed": seed, **_value_errors(phi, parts), **extra, "eval_s": round(time.perf_counter() - t0, 1)}
+            records.setdefault(label, []).append(record)
+            print(f"  {label} seed {seed}: value error DQN streams {record['dqn_streams']['value_error']:.3f}, "
+                  f"random streams {record['random_streams']['value_error']:.3f}, "
+                  f"{record['active_features']}/{record['num_features']} active features "
+                  f"({record['eval_s']} s)", flush=True)
+    result = {"game": game, "dataset_dir": data_dir, "gamma": args.gamma, "folds": VALUE_FOLDS,
+              "split_seed": VALUE_SPLIT_SEED, "ridges": list(ve.DEFAULT_RIDGES), "data": data_info,
+              "conditions": records, "wall_s": round(time.perf_counter() - start, 1)}
+    report_minatar_value(args.results, result)
+    return 1 if failed else 0
+
+
+def report_minatar_value(results: str, result: dict) -> None:
+    prefix = os.path.join(results, "pvn_minatar_value")
+    cli.write_json(prefix + ".json", result)
+    d = result["data"]
+    lines = [f"Produced by `python -m algorithms.pvn.experiment minatar-value` on {result['game']} "
+             f"(dataset `{result['dataset_dir']}`). Target: the behaviour policy's discounted Monte-Carlo return "
+             f"G_t (γ = {result['gamma']}) of every non-terminal row whose episode terminated within the data "
+             f"({d['dropped_rows_unfinished']} rows of episodes still running at the end of a stream dropped). "
+             f"Ridge regression of G_t on the frozen features (standardised, unpenalised bias), {result['folds']}-fold "
+             f"over episodes: λ ∈ {{{', '.join(f'{r:g}' for r in result['ridges'])}}} chosen on a validation fold, "
+             "refit on train + validation, error on the held-out fold = MSE / Var(G) = 1 − R², averaged over folds "
+             "(0: G is a linear function of φ; 1: no better than a constant). Mean ± std over encoder seeds (n). "
+             f"ε-greedy DQN streams: {d['dqn_streams']['rows']} rows, {d['dqn_streams']['episodes']} episodes, "
+             f"Var(G) = {d['dqn_streams']['var_return']:.3f}; uniform-random streams: {d['random_streams']['rows']} "
+             f"rows, {d['random_streams']['episodes']} episodes, Var(G) = {d['random_streams']['var_return']:.3f}.",
+             "", "| features | D | value error, ε-greedy DQN streams | value error, random streams | "
+             "train error (DQN) | active features | n |", "|---|---|---|---|---|---|---|"]
+    for label, recs in result["conditions"].items():
+        def cell(part, key="value_error"):
+            vals = [r[part][key] for r in recs]
+            return f"{np.mean(vals):.3f}" if len(vals) == 1 else f"{np.mean(vals):.3f} ± {np.std(vals):.3f}"
+        lines.append(f"| {label} | {recs[0]['num_features']} | {cell('dqn_streams')} | {cell('random_streams')} | "
+                     f"{cell('dqn_streams', 'train_error')} | "
+                     f"{np.mean([r['active_features'] for r in recs]):.0f} | {len(recs)} |")
+    lines.append("")
+    lines.append(f"Wall-clock of the evaluation (features + ridge for every row above): {result['wall_s']} s.")
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    _plot_minatar_value(result, prefix + ".png")
+    print("\n".join(lines))
+
+
+def _plot_minatar_value(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label for label in result["conditions"] if label != RAW_PIXELS]
+    parts = (("dqn_streams", "ε-greedy DQN streams"), ("random_streams", "uniform-random streams"))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=130, layout="constrained", sharey=True)
+    for ax, (part, title) in zip(axes, parts):
+        for i, label in enumerate(labels):
+            vals = [r[part]["value_error"] for r in result["conditions"][label]]
+            ax.bar(i, np.mean(vals), yerr=np.std(vals), capsize=3, color=f"C{0 if 'random' in label else 1}")
+            ax.plot(np.full(len(vals), i), vals, "k.", ms=3)
+        if RAW_PIXELS in result["conditions"]:
+            ax.axhline(result["conditions"][RAW_PIXELS][0][part]["value_error"], color="k", ls="--", lw=1,
+                       label="raw pixels")
+        ax.set_xticks(range(len(labels)), [label.replace("random encoder", "random") for label in labels],
+                      rotation=20, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("held-out value error (1 − R²)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{result['game']}: linear value error of frozen features (mean ± std over seeds, dots: seeds)",
+                 fontsize=10)
     fig.savefig(path)
     plt.close(fig)
 

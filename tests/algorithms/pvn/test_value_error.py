@@ -1,0 +1,159 @@
+"""Offline linear value error: Monte-Carlo returns across episode boundaries, ridge regression, the episode-split protocol."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from algorithms.pvn import experiment
+from algorithms.pvn import value_error as ve
+from core import transition_dataset as td
+
+F, M, L = ve.FIRST, ve.MID, ve.LAST
+
+
+def test_monte_carlo_returns_hand_computed_across_an_episode_boundary():
+    # stream 0: an episode of 4 rows, one of 3, then one still running when the data ends.
+    # stream 1: an episode ending in a truncation (discount 1 at LAST), then a 2-row episode.
+    step_type = np.array([[F, F], [M, M], [M, L], [L, F], [F, L], [M, F], [L, M], [F, M], [M, M]])
+    reward = np.array([[0, 0], [1, 1], [0, 1], [2, 0], [0, 3], [1, 0], [1, 0], [0, 0], [5, 0]], float)
+    discount = np.array([[1, 1], [1, 1], [1, 1], [0, 1], [1, 0], [1, 1], [0, 1], [1, 1], [1, 1]], float)
+    mc = ve.monte_carlo_returns(reward, discount, step_type, gamma=0.5)
+    # stream 0: G_2 = r_3 = 2, G_1 = r_2 + ½ G_2 = 1, G_0 = r_1 + ½ G_1 = 1.5; G_5 = r_6 = 1, G_4 = r_5 + ½ = 1.5.
+    np.testing.assert_allclose(mc.returns[:, 0], [1.5, 1.0, 2.0, 0, 1.5, 1.0, 0, 0, 0])
+    np.testing.assert_array_equal(mc.valid[:, 0], [1, 1, 1, 0, 1, 1, 0, 0, 0])  # LAST rows and the running tail out
+    # stream 1: the truncated episode (rows 0-2) is unusable; row 3: G = r_4 = 3; the tail from row 5 runs on.
+    np.testing.assert_allclose(mc.returns[:, 1], [0, 0, 0, 3.0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(mc.valid[:, 1], [0, 0, 0, 1, 0, 0, 0, 0, 0])
+
+
+def test_monte_carlo_returns_gamma_one_sums_the_rewards_to_the_end():
+    step_type = np.array([[F], [M], [M], [M], [L]])
+    reward = np.array([[0], [1], [2], [3], [4]], float)
+    discount = np.array([[1], [1], [1], [1], [0]], float)
+    mc = ve.monte_carlo_returns(reward, discount, step_type, gamma=1.0)
+    np.testing.assert_allclose(mc.returns[:, 0], [10, 9, 7, 4, 0])
+    np.testing.assert_array_equal(mc.valid[:, 0], [1, 1, 1, 1, 0])
+
+
+def test_monte_carlo_returns_rejects_bad_shapes_and_gamma():
+    with pytest.raises(ValueError, match="one shape"):
+        ve.monte_carlo_returns(np.zeros((3, 2)), np.zeros((3, 1)), np.zeros((3, 2)), gamma=0.9)
+    with pytest.raises(ValueError, match="gamma"):
+        ve.monte_carlo_returns(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 2)), gamma=1.5)
+
+
+def test_episode_ids_unique_per_episode_and_stream():
+    step_type = np.array([[F, F], [M, L], [L, F], [F, M]])
+    ids = ve.episode_ids(step_type)
+    assert ids[0, 0] == ids[1, 0] == ids[2, 0] != ids[3, 0]
+    assert ids[0, 1] == ids[1, 1] != ids[2, 1] == ids[3, 1]
+    assert len(np.unique(ids)) == 4
+
+
+def test_ridge_recovers_an_exact_linear_target():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) * [1, 10, 0.1, 3, 1] + 4.0  # unequal scales and a mean: standardisation, bias
+    y = x @ np.array([1.0, -0.2, 5.0, 0.0, 2.0]) - 3.0
+    fit = ve.ridge_fits(x, y, ridges=[0.0])[0]
+    np.testing.assert_allclose(ve.ridge_predict(fit, x), y, atol=1e-9)
+    assert ve.normalised_error(ve.ridge_predict(fit, x), y) < 1e-18
+    x_new = rng.normal(size=(50, 5))
+    np.testing.assert_allclose(ve.ridge_predict(fit, x_new), x_new @ [1.0, -0.2, 5.0, 0.0, 2.0] - 3.0, atol=1e-9)
+
+
+def test_constant_feature_has_error_one_and_predicts_the_mean():
+    y = np.arange(10.0)
+    fit = ve.ridge_fits(np.ones((10, 1)), y, ridges=[0.0, 1e-3])
+    for f in fit:
+        np.testing.assert_allclose(ve.ridge_predict(f, np.ones((3, 1))), 4.5)
+        assert ve.normalised_error(ve.ridge_predict(f, np.ones((10, 1))), y) == pytest.approx(1.0)
+
+
+def test_ridge_shrinks_toward_the_mean_as_lambda_grows():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(100, 3))
+    y = x @ [1.0, 2.0, 3.0]
+    norms = [np.linalg.norm(f.weights) for f in ve.ridge_fits(x, y, ridges=[0.0, 1.0, 100.0, 1e6])]
+    assert norms[0] > norms[1] > norms[2] > norms[3] and norms[3] < 1e-4
+    # the closed form: (ZᵀZ/n + λI) w = Zᵀ(y − ȳ)/n
+    z = (x - x.mean(0)) / x.std(0)
+    w = np.linalg.solve(z.T @ z / 100 + np.eye(3), z.T @ (y - y.mean()) / 100)
+    np.testing.assert_allclose(ve.ridge_fits(x, y, ridges=[1.0])[0].weights, w, rtol=1e-10)
+
+
+def test_cross_validated_error_near_zero_for_linear_targets_and_near_one_for_noise():
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(40), 10)  # 40 episodes of 10 rows
+    x = rng.normal(size=(400, 4))
+    y = x @ [1.0, -1.0, 0.5, 2.0] + 1.0
+    res = ve.cross_validated_value_error(x, y, groups, num_folds=5)
+    assert res.value_error < 1e-6 and res.fold_errors.shape == (5,) and res.ridges.shape == (5,)
+    noise = ve.cross_validated_value_error(rng.normal(size=(400, 4)), y, groups, num_folds=5)
+    assert 0.9 < noise.value_error < 1.3
+    assert noise.train_error < noise.value_error  # in-sample fits noise a little, out of sample it cannot
+
+
+def test_cross_validation_keeps_episodes_together():
+    """A feature that identifies the episode explains the returns in sample but not on held-out episodes."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(30), 5)
+    y = np.repeat(rng.normal(size=30), 5)  # the return is a per-episode constant
+    one_hot = np.eye(30)[groups]
+    res = ve.cross_validated_value_error(one_hot, y, groups, num_folds=3, ridges=(1e-6,))
+    assert res.train_error < 1e-3
+    assert res.value_error > 0.9  # a held-out episode's own column was constant in training: weight 0
+
+
+def test_cross_validation_rejects_bad_arguments():
+    x, y, g = np.zeros((10, 2)), np.zeros(10), np.arange(10)
+    with pytest.raises(ValueError, match="num_folds"):
+        ve.cross_validated_value_error(x, y, g, num_folds=2)
+    with pytest.raises(ValueError, match="episodes"):
+        ve.cross_validated_value_error(x, y, np.zeros(10), num_folds=3)
+    with pytest.raises(ValueError, match="targets"):
+        ve.cross_validated_value_error(x, y[:5], g)
+
+
+def _tiny_dataset(path, rows=240, streams=4):
+    """Breakout-like planes whose return depends on a fixed pixel; episodes of 6 rows, half the streams 'DQN'."""
+    rng = np.random.default_rng(0)
+    writer = td.DatasetWriter(path, num_streams=streams, observation_shape=(10, 10, 4), observation_dtype=np.uint8,
+                              chunk_rows=100, metadata={"env_id": "Breakout-MinAtar", "num_actions": 3,
+                                                        "dqn_streams": [False] * (streams // 2) + [True] * (streams // 2),
+                                                        "frame_stack": 1, "observation_cast": "float32"})
+    phase = np.arange(rows) % 6
+    step_type = np.where(phase == 0, F, np.where(phase == 5, L, M))[:, None].repeat(streams, 1).astype(np.int8)
+    observation = (rng.random((rows, streams, 10, 10, 4)) < 0.1).astype(np.uint8)
+    reward = np.where(step_type == F, 0.0, observation[..., 0, 0, 0] + rng.random((rows, streams))).astype(np.float32)
+    discount = np.where(step_type == L, 0.0, 1.0).astype(np.float32)
+    writer.append(step_type=step_type, reward=reward, discount=discount, observation=observation,
+                  action=np.zeros((rows, streams), np.int32))
+    writer.close()
+    with open(os.path.join(path, "summary.json"), "w") as f:
+        f.write("{}")
+
+
+def test_minatar_value_command_on_a_tiny_dataset(tmp_path):
+    runs = tmp_path / "runs"
+    _tiny_dataset(str(runs / "data" / "Breakout-MinAtar"))
+    (runs / "dqn_behaviour" / "Breakout-MinAtar").mkdir(parents=True)
+    (runs / "dqn_behaviour" / "Breakout-MinAtar" / "summary.json").write_text("{}")
+    code = experiment.main(["minatar-value", "--runs", str(runs), "--results", str(tmp_path), "--seeds", "0",
+                            "--conditions", "random encoder D=64", "PVN T=10", "--no-pretrain"])
+    assert code == 0
+    result = json.loads((tmp_path / "pvn_minatar_value.json").read_text())
+    # 40 episodes per stream, 5 decision rows each; 2 streams per behaviour.
+    assert (result["data"]["dqn_streams"]["rows"], result["data"]["dqn_streams"]["episodes"]) == (400, 80)
+    assert result["data"]["dropped_rows_unfinished"] == 0
+    assert set(result["conditions"]) == {"raw pixels", "random encoder D=64"}  # PVN not pretrained: skipped
+    rand = result["conditions"]["random encoder D=64"][0]
+    assert rand["num_features"] == 64 and 0.0 < rand["dqn_streams"]["value_error"] < 2.0
+    assert (tmp_path / "pvn_minatar_value.md").exists() and (tmp_path / "pvn_minatar_value.png").exists()
+
+
+def test_minatar_value_dry_run_lists_the_pretraining_it_needs(tmp_path, capsys):
+    assert experiment.main(["minatar-value", "--dry-run", "--seeds", "1", "--conditions", "PVN T=100 D=64",
+                            "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "--num-tasks 100 --num-features 64 --seed 1" in out and "algorithms.dqn.train" in out
