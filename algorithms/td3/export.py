@@ -1,8 +1,10 @@
-"""Exports a TD3 run's latest checkpoint as ``policy.npz`` and ``replay.hdf5`` (e.g. of a run stopped early).
+"""Exports a TD3 run's checkpoint as ``policy.npz`` and ``replay.hdf5`` (e.g. of a run stopped early).
 
-    python -m algorithms.td3.export runs/td3_cpu
+    python -m algorithms.td3.export runs/td3_cpu               # the newest checkpoint
+    python -m algorithms.td3.export runs/td3_cpu --step 120000 # a kept earlier one (the "medium" policy)
 
-Reads the run's ``config.json``, restores its newest checkpoint and writes the actor
+Reads the run's ``config.json``, restores its newest checkpoint (or checkpoint ``--step``,
+which must be one the run kept) and writes the actor
 (:class:`environments.d4rl_style.MLPPolicy` format) and every transition seen up to that
 checkpoint (a D4RL-style ``medium-replay`` file) into the run directory, as a finished run
 does. Errors (no such run, no checkpoint, corrupt checkpoint) exit 2 with one line.
@@ -25,7 +27,7 @@ from algorithms.td3 import networks
 from algorithms.td3.train import Config, empty_rows, make_trainer
 
 
-def export(out_dir: str) -> dict:
+def export(out_dir: str, step: Optional[int] = None) -> dict:
     path = os.path.join(out_dir, "config.json")
     if not os.path.isfile(path):
         raise cli.ConfigError(f"{out_dir}: no config.json (not a TD3 run directory)")
@@ -33,9 +35,13 @@ def export(out_dir: str) -> dict:
     raw["hidden"] = tuple(raw["hidden"])
     cfg = Config(**raw)
     ckpt = checkpoint.Checkpointer(os.path.join(out_dir, "checkpoints"))
-    step = ckpt.latest_step()
-    if step is None:
+    kept = ckpt.steps()
+    if not kept:
         raise cli.ConfigError(f"{out_dir}: no checkpoint to export")
+    if step is None:
+        step = kept[-1]
+    elif step not in kept:
+        raise cli.ConfigError(f"--step: {out_dir} has no checkpoint at step {step}; kept steps: {kept}")
     with make(cfg.env_id) as env:
         obs_dim, act_dim = env.spec.observation_shape[0], env.action_bounds[0].shape[0]
     _, init, _, _ = make_trainer(cfg, obs_dim, act_dim)
@@ -53,11 +59,16 @@ def export(out_dir: str) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    step = None
+    if len(argv) == 3 and argv[1] == "--step":
+        if not argv[2].isdigit():
+            cli.fail(f"--step: a checkpoint step (non-negative integer), got {argv[2]!r}")
+        step, argv = int(argv[2]), argv[:1]
     if len(argv) != 1 or argv[0].startswith("-"):
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
-        print(export(argv[0]))
+        print(export(argv[0], step))
     except (cli.ConfigError, checkpoint.CheckpointError) as error:
         cli.fail(str(error))
     return 0

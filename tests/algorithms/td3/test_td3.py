@@ -114,3 +114,11 @@ def test_smoke_main_writes_contract_files_and_resumes(tmp_path):
     again = train.main(cfg, preset="smoke")
     assert again["env_steps"] == 2000
     assert json.load(open(os.path.join(cfg.out_dir, "summary.json")))["algorithm"] == "td3"
+    # export of an earlier kept checkpoint (the "medium" policy of a longer run); an unknown step is refused
+    from algorithms.td3 import export
+    out = export.export(cfg.out_dir, 1000)
+    assert out["env_steps"] == 1000 and 0 < out["transitions"] <= 1000
+    assert len(d4rl_style.load(os.path.join(cfg.out_dir, "replay.hdf5"), env_id="Hopper-v4").rewards) == out["transitions"]
+    with pytest.raises(SystemExit) as exit_info:
+        export.main([cfg.out_dir, "--step", "1500"])
+    assert exit_info.value.code == 2
