@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -231,7 +232,7 @@ MAIN_COMPARISON = ("random encoder", "PVN T=100")
 
 
 def _label_dir(label: str) -> str:
-    return label.lower().replace(" ", "_").replace("=", "")
+    return re.sub(r"[^a-z0-9_]", "", label.lower().replace(" ", "_"))
 
 
 def _run(command, log_path, dry_run) -> bool:
@@ -368,13 +369,15 @@ def _plot_minatar(table, path):
 # --------------------------------------------------------------------------- MinAtar: offline linear value error
 
 VALUE_ENCODERS = {
-    "random encoder": (None, 256),
-    "PVN T=10": (10, 256),
-    "PVN T=100": (100, 256),
-    "random encoder D=64": (None, 64),
-    "PVN T=100 D=64": (100, 64),
+    "random encoder": (None, 256, None),
+    "PVN T=10": (10, 256, 2_000),
+    "PVN T=100": (100, 256, 2_000),
+    "PVN T=100, 20k updates": (100, 256, 20_000),
+    "random encoder D=64": (None, 64, None),
+    "PVN T=100 D=64": (100, 64, 2_000),
 }
-"""label -> (indicator tasks of the pretrained encoder, None for the frozen random encoder; features D)."""
+"""label -> (indicator tasks of the pretrained encoder, None for the frozen random encoder; features D;
+pretraining updates, otherwise as ``PRETRAIN_ARGS``)."""
 RAW_PIXELS = "raw pixels"
 VALUE_GAMMA = 0.99
 VALUE_FOLDS = 5
@@ -411,12 +414,12 @@ def random_encoder_params(encoder_cfg, *, seed: int, num_actions: int, example: 
     """The encoder the PVN learner starts from at ``seed`` (``learner.init(PRNGKey(seed))``): a frozen random encoder."""
     import jax
 
-    from algorithms.pvn import learner as learner_lib
     from algorithms.pvn import networks
 
-    learner = learner_lib.make_learner(learner_lib.LearnerConfig(encoder=encoder_cfg, num_actions=num_actions,
-                                                                 num_tasks=1))
-    return networks.encoder_params(learner.init(jax.random.PRNGKey(seed), example).params)
+    # as learner_lib.make_learner's init(key): the PVN network gets the first half of split(key)
+    k_net, _ = jax.random.split(jax.random.PRNGKey(seed))
+    net = networks.make_pvn_network(encoder_cfg, num_actions=num_actions, num_tasks=1)
+    return networks.encoder_params(jax.jit(net.init)(k_net, example))
 
 
 def _value_errors(features: np.ndarray, parts: dict) -> dict:
@@ -445,14 +448,16 @@ def minatar_value(args) -> int:
     data_dir = os.path.join(args.runs, "data", game)
     pre_dirs = {}
     for label in labels:
-        tasks, features = VALUE_ENCODERS[label]
+        tasks, features, updates = VALUE_ENCODERS[label]
         if tasks is None:
             continue
+        pretrain_args = list(PRETRAIN_ARGS)
+        pretrain_args[pretrain_args.index("--num-updates") + 1] = str(updates)
         for seed in args.seeds:
             pre = os.path.join(args.runs, "pretrain", _label_dir(label), game, f"seed{seed}")
             pre_dirs[label, seed] = pre
             if not os.path.exists(os.path.join(pre, "summary.json")) and not args.no_pretrain:
-                failed += not _run([py, "-m", "algorithms.pvn.pretrain", *PRETRAIN_ARGS, "--dataset-dir", data_dir,
+                failed += not _run([py, "-m", "algorithms.pvn.pretrain", *pretrain_args, "--dataset-dir", data_dir,
                                     "--num-tasks", str(tasks), "--num-features", str(features), "--seed", str(seed),
                                     "--out-dir", pre], pre + ".log", args.dry_run)
     if args.dry_run:
@@ -482,7 +487,7 @@ def minatar_value(args) -> int:
     records = {RAW_PIXELS: [{"seed": None, **_value_errors(observations.reshape(len(observations), -1)
                                                            .astype(np.float32), parts)}]}
     for label in labels:
-        tasks, features = VALUE_ENCODERS[label]
+        tasks, features, _ = VALUE_ENCODERS[label]
         encoder_cfg = networks.EncoderConfig(num_features=features)
         for seed in args.seeds:
             t0 = time.perf_counter()
@@ -523,7 +528,7 @@ def report_minatar_value(results: str, result: dict) -> None:
              f"(dataset `{result['dataset_dir']}`). Target: the behaviour policy's discounted Monte-Carlo return "
              f"G_t (γ = {result['gamma']}) of every non-terminal row whose episode terminated within the data "
              f"({d['dropped_rows_unfinished']} rows of episodes still running at the end of a stream dropped). "
-             f"Ridge regression of G_t on the frozen features (standardised, unpenalised bias), {result['folds']}-fold "
+             f"Ridge regression of G_t on the frozen features (centred, divided by the RMS feature std, unpenalised bias), {result['folds']}-fold "
              f"over episodes: λ ∈ {{{', '.join(f'{r:g}' for r in result['ridges'])}}} chosen on a validation fold, "
              "refit on train + validation, error on the held-out fold = MSE / Var(G) = 1 − R², averaged over folds "
              "(0: G is a linear function of φ; 1: no better than a constant). Mean ± std over encoder seeds (n). "
@@ -564,8 +569,8 @@ def _plot_minatar_value(result, path):
         if RAW_PIXELS in result["conditions"]:
             ax.axhline(result["conditions"][RAW_PIXELS][0][part]["value_error"], color="k", ls="--", lw=1,
                        label="raw pixels")
-        ax.set_xticks(range(len(labels)), [label.replace("random encoder", "random") for label in labels],
-                      rotation=20, fontsize=8)
+        ax.set_xticks(range(len(labels)), [label.replace("random encoder", "random").replace(", ", "\n")
+                                           for label in labels], rotation=20, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("held-out value error (1 − R²)")

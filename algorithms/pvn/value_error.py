@@ -8,7 +8,8 @@ offline one used on MinAtar here:
 
     target   G_t = Σ_{k≥0} γᵏ (Π_{j=1..k} d_{t+j}) r_{t+k+1}     (the behaviour policy's return)
     fit      ŵ, b̂ = argmin_{w,b} (1/n) Σ_train (wᵀ z(x_t) + b − G_t)² + λ ‖w‖²
-             with z the features standardised on the training rows (the bias is not penalised)
+             with z(x) = (φ(x) − mean φ) / s, centred on the training rows and divided by one
+             scalar s² = mean_j Var(φ_j) (the bias is not penalised)
     report   value error = mean_test (ŵᵀ z(x_t) + b̂ − G_t)² / Var_test(G)  = 1 − R² on held-out episodes
 
 (0: the features determine the return linearly; 1: no better than a constant.) Rows are
@@ -33,7 +34,7 @@ FIRST, MID, LAST = 0, 1, 2
 """dm-env step types as stored in datasets (``core.types.StepType``)."""
 
 DEFAULT_RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-"""λ grid of :func:`cross_validated_value_error` (features standardised, so λ is relative to unit variance)."""
+"""λ grid of :func:`cross_validated_value_error` (relative to the mean feature variance, see :func:`ridge_fits`)."""
 
 
 class MonteCarloReturns(NamedTuple):
@@ -98,22 +99,29 @@ class RidgeFit(NamedTuple):
     weights: np.ndarray  # [D] float64
     bias: float
     mean: np.ndarray  # [D] float64, training mean of each feature
-    scale: np.ndarray  # [D] float64, training std of each feature (1 where it is constant)
+    scale: float  # RMS over features of the training std (1 if every feature is constant)
 
 
-def _standardise(features):
+def _centre_and_scale(features):
+    """Centres every column and divides all by one scalar, so λ is relative to the mean feature variance.
+
+    One scalar, not a per-feature standardisation: a feature that is almost constant on
+    the training rows (a rarely active unit or pixel) is not blown up to unit variance,
+    where the penalty would no longer hold its weight down on the held-out rows.
+    """
     x = np.asarray(features, np.float64)
     mean = x.mean(0)
-    scale = x.std(0)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = float(np.sqrt(x.var(0).mean())) if x.shape[1] else 1.0
+    scale = scale if scale > 0 else 1.0
     return (x - mean) / scale, mean, scale
 
 
 def ridge_fits(features: np.ndarray, targets: np.ndarray, *, ridges: Sequence[float]) -> list:
     """Closed-form ridge regressions with an unpenalised bias, one per λ (one eigendecomposition).
 
-    ŵ = (ZᵀZ/n + λI)⁺ Zᵀ(y − ȳ)/n, b̂ = ȳ, with Z the standardised features (constant
-    columns become 0 and get weight 0). λ = 0 gives the minimum-norm least-squares fit.
+    ŵ = (ZᵀZ/n + λI)⁺ Zᵀ(y − ȳ)/n, b̂ = ȳ, with Z the centred features divided by the
+    RMS of their standard deviations (constant columns become 0 and get weight 0).
+    λ = 0 gives the minimum-norm least-squares fit.
 
     Args:
       features: ``[N, D]``.
@@ -129,7 +137,7 @@ def ridge_fits(features: np.ndarray, targets: np.ndarray, *, ridges: Sequence[fl
         raise ValueError(f"features must be [N, D] and targets [N], got {x.shape} and {y.shape}")
     if any(r < 0 for r in ridges):
         raise ValueError(f"ridges must be ≥ 0, got {list(ridges)}")
-    z, mean, scale = _standardise(x)
+    z, mean, scale = _centre_and_scale(x)
     n = x.shape[0]
     y_mean = float(y.mean())
     eigenvalues, eigenvectors = np.linalg.eigh(z.T @ z / n)

@@ -53,7 +53,7 @@ def test_episode_ids_unique_per_episode_and_stream():
 
 def test_ridge_recovers_an_exact_linear_target():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 5)) * [1, 10, 0.1, 3, 1] + 4.0  # unequal scales and a mean: standardisation, bias
+    x = rng.normal(size=(200, 5)) * [1, 10, 0.1, 3, 1] + 4.0  # unequal scales and a mean: scaling, bias
     y = x @ np.array([1.0, -0.2, 5.0, 0.0, 2.0]) - 3.0
     fit = ve.ridge_fits(x, y, ridges=[0.0])[0]
     np.testing.assert_allclose(ve.ridge_predict(fit, x), y, atol=1e-9)
@@ -76,8 +76,8 @@ def test_ridge_shrinks_toward_the_mean_as_lambda_grows():
     y = x @ [1.0, 2.0, 3.0]
     norms = [np.linalg.norm(f.weights) for f in ve.ridge_fits(x, y, ridges=[0.0, 1.0, 100.0, 1e6])]
     assert norms[0] > norms[1] > norms[2] > norms[3] and norms[3] < 1e-4
-    # the closed form: (ZᵀZ/n + λI) w = Zᵀ(y − ȳ)/n
-    z = (x - x.mean(0)) / x.std(0)
+    # the closed form: (ZᵀZ/n + λI) w = Zᵀ(y − ȳ)/n, Z centred and divided by the RMS of the stds
+    z = (x - x.mean(0)) / np.sqrt(x.var(0).mean())
     w = np.linalg.solve(z.T @ z / 100 + np.eye(3), z.T @ (y - y.mean()) / 100)
     np.testing.assert_allclose(ve.ridge_fits(x, y, ridges=[1.0])[0].weights, w, rtol=1e-10)
 
@@ -134,21 +134,29 @@ def _tiny_dataset(path, rows=240, streams=4):
         f.write("{}")
 
 
-def test_minatar_value_command_on_a_tiny_dataset(tmp_path):
+@pytest.mark.parametrize("with_encoder", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_minatar_value_command_on_a_tiny_dataset(tmp_path, with_encoder):
+    """Raw pixels only in the default suite (no JAX compile); with a random encoder (≈ 12 s) under `slow`."""
     runs = tmp_path / "runs"
     _tiny_dataset(str(runs / "data" / "Breakout-MinAtar"))
     (runs / "dqn_behaviour" / "Breakout-MinAtar").mkdir(parents=True)
     (runs / "dqn_behaviour" / "Breakout-MinAtar" / "summary.json").write_text("{}")
+    conditions = ["random encoder D=64", "PVN T=10"] if with_encoder else ["PVN T=10"]
     code = experiment.main(["minatar-value", "--runs", str(runs), "--results", str(tmp_path), "--seeds", "0",
-                            "--conditions", "random encoder D=64", "PVN T=10", "--no-pretrain"])
+                            "--conditions", *conditions, "--no-pretrain"])
     assert code == 0
     result = json.loads((tmp_path / "pvn_minatar_value.json").read_text())
     # 40 episodes per stream, 5 decision rows each; 2 streams per behaviour.
     assert (result["data"]["dqn_streams"]["rows"], result["data"]["dqn_streams"]["episodes"]) == (400, 80)
     assert result["data"]["dropped_rows_unfinished"] == 0
-    assert set(result["conditions"]) == {"raw pixels", "random encoder D=64"}  # PVN not pretrained: skipped
-    rand = result["conditions"]["random encoder D=64"][0]
-    assert rand["num_features"] == 64 and 0.0 < rand["dqn_streams"]["value_error"] < 2.0
+    pixels = result["conditions"]["raw pixels"][0]
+    assert pixels["num_features"] == 400 and 0.0 < pixels["dqn_streams"]["value_error"] < 2.0
+    if with_encoder:  # PVN T=10 is not pretrained: skipped
+        assert set(result["conditions"]) == {"raw pixels", "random encoder D=64"}
+        rand = result["conditions"]["random encoder D=64"][0]
+        assert rand["num_features"] == 64 and 0.0 < rand["dqn_streams"]["value_error"] < 2.0
+    else:
+        assert set(result["conditions"]) == {"raw pixels"}
     assert (tmp_path / "pvn_minatar_value.md").exists() and (tmp_path / "pvn_minatar_value.png").exists()
 
 
@@ -157,3 +165,19 @@ def test_minatar_value_dry_run_lists_the_pretraining_it_needs(tmp_path, capsys):
                             "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "--num-tasks 100 --num-features 64 --seed 1" in out and "algorithms.dqn.train" in out
+
+
+@pytest.mark.slow
+def test_random_encoder_is_the_pvn_learners_initial_encoder():
+    import jax
+
+    from algorithms.pvn import learner as learner_lib
+    from algorithms.pvn import networks
+
+    cfg = networks.EncoderConfig(num_features=32)
+    example = np.zeros((1, 10, 10, 4), np.float32)
+    ours = experiment.random_encoder_params(cfg, seed=3, num_actions=3, example=example)
+    learner = learner_lib.make_learner(learner_lib.LearnerConfig(encoder=cfg, num_actions=3, num_tasks=8))
+    theirs = networks.encoder_params(learner.init(jax.random.PRNGKey(3), example).params)
+    assert sorted(ours) == sorted(theirs)
+    jax.tree.map(np.testing.assert_array_equal, ours, theirs)
