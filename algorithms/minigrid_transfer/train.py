@@ -35,6 +35,7 @@ from core import cli, metrics
 from core.checkpoint import Checkpointer
 
 from algorithms.minigrid_transfer import networks, ppo, twin
+from environments.minigrid import envs as minigrid_envs
 
 MINIGRID_PREFIX, MINIWORLD_PREFIX = "MiniGrid-", "MiniWorld-"
 PARAMS_FILE = "params.npz"  # the final parameters, read by --transfer-from
@@ -336,15 +337,15 @@ def rollout_step(carry, _, *, env, network, params, cfg: Config, num_actions: in
     next_state, out = jax.vmap(env.step)(env_state, action)
     fresh_state, fresh_obs = jax.vmap(env.reset)(jax.random.split(reset_key, cfg.num_envs))
     done = out.terminated | out.truncated
-    pick = lambda a, b: jax.vmap(jnp.where)(done, a, b)  # noqa: E731
     episode_return = episode_return + out.reward
     transition = Trajectory(image=obs.image, mission=obs.mission, next_image=out.observation.image,
                             next_mission=out.observation.mission, action=action, log_prob=log_prob,
                             reward=out.reward, discount=cfg.gamma * (1.0 - out.terminated.astype(jnp.float32)),
                             lambda_=cfg.gae_lambda * (1.0 - done.astype(jnp.float32)))
     ended = (jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done.astype(jnp.int32)))
-    carry = (jax.tree.map(pick, fresh_state, next_state), jax.tree.map(pick, fresh_obs, out.observation),
-             jnp.where(done, 0.0, episode_return), key)
+    select = functools.partial(minigrid_envs.select, done)  # a finished episode continues from a fresh layout
+    carry = (select(fresh_state, next_state), select(fresh_obs, out.observation), jnp.where(done, 0.0, episode_return),
+             key)
     return carry, (transition, ended)
 
 
