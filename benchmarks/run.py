@@ -25,7 +25,7 @@ import os
 import re
 import time
 import traceback
-from typing import Optional
+from typing import Callable, Optional
 
 from benchmarks import common
 
@@ -298,8 +298,8 @@ PVN_COST = os.path.join(ALGORITHMS, "pvn", "results", "cost_paper.json")
 NO_GPU = "not measured (no GPU in this session)"
 
 
-def cost_file_row(label: str, agent_steps: str, path: str, *, updates_key: str, step_key: str, what: str,
-                  command: str) -> list:
+def cost_file_row(label: str, agent_steps: str, path: str, *, updates_key: str, step_key: str,
+                  what: Callable[[dict], str], command: str) -> list:
     """A paper-preset row projected from a per-update cost file (an algorithm's own ``cost`` measurement)."""
     if not os.path.exists(path):
         return [label, agent_steps, "—", "not measured", "—", NO_GPU, "—", f"run `{command} --out {os.path.relpath(path)}`"]
@@ -308,7 +308,7 @@ def cost_file_row(label: str, agent_steps: str, path: str, *, updates_key: str, 
     updates, step_s = cost[updates_key], cost[step_key]
     return [label, agent_steps, f"{updates:,}", f"{updates * step_s / 3600:,.0f} h (learner only, 1 core)", "—", NO_GPU,
             f"{updates * step_s / 8 / 3600:,.0f} h (learner only)",
-            f"`{os.path.relpath(path, os.path.dirname(ALGORITHMS))}`: {step_s:.1f} s of CPU time per {what}, "
+            f"`{os.path.relpath(path, os.path.dirname(ALGORITHMS))}`: {step_s:.1f} s of CPU time per {what(cost)}, "
             f"median of {len(cost['step_cpu_s'])}"]
 
 
@@ -316,21 +316,19 @@ def bbf_paper_row(path: str = BBF_COST) -> list:
     """The BBF Atari 100k row from `python -m algorithms.bbf.cost --preset paper` (its own measurement)."""
     return cost_file_row("BBF, Atari 100k (`algorithms.bbf.train paper`)", "100,000", path,
                          updates_key="gradient_steps_per_run", step_key="median_step_cpu_s",
-                         what="Impala×4 + SPR gradient step (batch 32)",
+                         what=lambda cost: "Impala×4 + SPR gradient step (batch 32)",
                          command="python -m algorithms.bbf.cost --preset paper --steps 3")
 
 
 def pvn_paper_row(path: str = PVN_COST) -> list:
     """The PVN pretraining row from `python -m algorithms.pvn.cost --preset paper` (its own measurement)."""
-    scaled = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            cost = json.load(f)
-        if cost.get("batch_scale", 1) != 1:
-            scaled = f" (measured at batch {cost['measured_batch_size']}, scaled ×{cost['batch_scale']:g})"
+    def what(cost: dict) -> str:
+        scaled = (f" (measured at batch {cost['measured_batch_size']}, scaled ×{cost['batch_scale']:g})"
+                  if cost.get("batch_scale", 1) != 1 else "")
+        return f"Impala×8, 4096-feature, 100-task update (batch 256){scaled}"
+
     return cost_file_row("PVN pretraining, 1M updates (`algorithms.pvn.pretrain paper`)", "— (offline)", path,
-                         updates_key="updates_per_run", step_key="preset_step_cpu_s",
-                         what=f"Impala×8, 4096-feature, 100-task update (batch 256){scaled}",
+                         updates_key="updates_per_run", step_key="preset_step_cpu_s", what=what,
                          command="python -m algorithms.pvn.cost --preset paper --batch-size 32")
 
 
