@@ -214,6 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "minatar-value":
         return minatar_value(args)
     report_gridworld(args.results)
+    value_json = os.path.join(args.results, "pvn_minatar_value.json")
+    if os.path.exists(value_json):
+        with open(value_json) as f:
+            report_minatar_value(args.results, json.load(f))
     return report_minatar(args)
 
 
@@ -375,6 +379,11 @@ VALUE_ENCODERS = {
     "PVN T=100, 20k updates": (100, 256, 20_000),
     "random encoder D=64": (None, 64, None),
     "PVN T=100 D=64": (100, 64, 2_000),
+    "PVN T=10, 20k updates": (10, 256, 20_000),
+    "PVN T=1000, 20k updates": (1000, 256, 20_000),
+    "PVN T=10 D=64, 20k updates": (10, 64, 20_000),
+    "PVN T=100 D=64, 20k updates": (100, 64, 20_000),
+    "PVN T=1000 D=64, 20k updates": (1000, 64, 20_000),
 }
 """label -> (indicator tasks of the pretrained encoder, None for the frozen random encoder; features D;
 pretraining updates, otherwise as ``PRETRAIN_ARGS``)."""
@@ -422,8 +431,40 @@ def random_encoder_params(encoder_cfg, *, seed: int, num_actions: int, example: 
     return networks.encoder_params(jax.jit(net.init)(k_net, example))
 
 
+def successor_measure_study(rows: dict, *, gamma: float, num_rewards: int = NUM_REWARDS):
+    """The dataset's empirical successor measure Ψ̂ and the four-rooms protocol's random rewards on its states.
+
+    States are the dataset's distinct observations (MinAtar: a few thousand); Ψ̂ is the
+    uniform policy's successor measure of the empirical MDP of all streams
+    (:func:`value_error.empirical_successor_measure`), the fixed point PVN's TD rule reaches on
+    this data. Returns ``(sm, observations [n, *O] of Ψ̂'s states, rewards [n, num_rewards] ~ N(0, I))``.
+    """
+    from algorithms.pvn import value_error as ve
+
+    observation = rows["observation"]
+    num_rows, num_streams = observation.shape[:2]
+    flat = observation.reshape(num_rows * num_streams, -1)
+    _, first_row, state = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+    state = state.reshape(num_rows, num_streams)
+    sm = ve.empirical_successor_measure(state, rows["action"], rows["discount"], rows["step_type"],
+                                        num_actions=int(rows["metadata"]["num_actions"]), gamma=gamma)
+    observations = observation.reshape(num_rows * num_streams, *observation.shape[2:])[first_row[sm.states]]
+    rewards = np.random.default_rng(12345).normal(size=(sm.states.size, num_rewards))
+    return sm, observations, rewards
+
+
+def _successor_measure_metrics(features: np.ndarray, study) -> dict:
+    """The four-rooms metrics (:func:`gridworld.evaluate`) of features on Ψ̂'s states."""
+    from algorithms.pvn import gridworld as gw
+
+    sm, _, rewards = study
+    out = gw.evaluate(np.asarray(features, np.float64), sm.psi, rewards)
+    out["oracle"] = gw.oracle(sm.psi, rewards, min(out["rank"], sm.psi.shape[0]))
+    return out
+
+
 def _value_errors(features: np.ndarray, parts: dict) -> dict:
-    """Cross-validated value error of ``features`` (rows of ``parts['all']``) on every stream subset."""
+    """Cross-validated value error of ``features`` on every row subset."""
     from algorithms.pvn import value_error as ve
 
     out = {"active_features": int(np.sum(features.std(0) > 0)), "num_features": int(features.shape[1])}
@@ -479,13 +520,19 @@ def minatar_value(args) -> int:
         sel = np.flatnonzero(mask)
         g = mc.returns.reshape(-1)[flat_valid][sel]
         parts[name] = {"rows": sel, "returns": g, "episodes": episodes.reshape(-1)[flat_valid][sel]}
+    study = successor_measure_study(rows, gamma=args.gamma)
+    sm, sm_observations, _ = study
     data_info = {name: {"rows": int(p["rows"].size), "episodes": int(np.unique(p["episodes"]).size),
                         "mean_return": float(p["returns"].mean()), "var_return": float(p["returns"].var())}
                  for name, p in parts.items()}
+    data_info["successor_measure"] = {"states": int(sm.states.size), "all_actions_seen": sm.all_actions_seen,
+                                      "escaped": sm.escaped, "rewards": NUM_REWARDS}
     data_info["dropped_rows_unfinished"] = int((~mc.valid & (rows["step_type"] != ve.LAST)).sum())
     print(f"{game}: {data_info}", flush=True)
     records = {RAW_PIXELS: [{"seed": None, **_value_errors(observations.reshape(len(observations), -1)
-                                                           .astype(np.float32), parts)}]}
+                                                           .astype(np.float32), parts),
+                             "successor_measure": _successor_measure_metrics(
+                                 sm_observations.reshape(len(sm_observations), -1).astype(np.float32), study)}]}
     for label in labels:
         tasks, features, _ = VALUE_ENCODERS[label]
         encoder_cfg = networks.EncoderConfig(num_features=features)
@@ -507,10 +554,15 @@ def minatar_value(args) -> int:
                 extra = {"pretrain_td_loss": pre_summary["headline"]["value"], "pretrain_wall_s": pre_summary["wall_s"],
                          "pretrain_updates": pre_summary.get("updates")}
             phi = encoder_features(encoder_cfg, params, observations)
-            record = {"seed": seed, **_value_errors(phi, parts), **extra, "eval_s": round(time.perf_counter() - t0, 1)}
+            record = {"seed": seed, **_value_errors(phi, parts),
+                      "successor_measure": _successor_measure_metrics(
+                          encoder_features(encoder_cfg, params, sm_observations), study),
+                      **extra, "eval_s": round(time.perf_counter() - t0, 1)}
             records.setdefault(label, []).append(record)
             print(f"  {label} seed {seed}: value error DQN streams {record['dqn_streams']['value_error']:.3f}, "
                   f"random streams {record['random_streams']['value_error']:.3f}, "
+                  f"Ψ̂ random rewards {record['successor_measure']['value_error']:.3f} "
+                  f"(cos² {record['successor_measure']['mean_cos2']:.3f}), "
                   f"{record['active_features']}/{record['num_features']} active features "
                   f"({record['eval_s']} s)", flush=True)
     result = {"game": game, "dataset_dir": data_dir, "gamma": args.gamma, "folds": VALUE_FOLDS,
@@ -522,6 +574,7 @@ def minatar_value(args) -> int:
 
 def report_minatar_value(results: str, result: dict) -> None:
     prefix = os.path.join(results, "pvn_minatar_value")
+    os.makedirs(results, exist_ok=True)
     cli.write_json(prefix + ".json", result)
     d = result["data"]
     lines = [f"Produced by `python -m algorithms.pvn.experiment minatar-value` on {result['game']} "
@@ -535,21 +588,77 @@ def report_minatar_value(results: str, result: dict) -> None:
              f"ε-greedy DQN streams: {d['dqn_streams']['rows']} rows, {d['dqn_streams']['episodes']} episodes, "
              f"Var(G) = {d['dqn_streams']['var_return']:.3f}; uniform-random streams: {d['random_streams']['rows']} "
              f"rows, {d['random_streams']['episodes']} episodes, Var(G) = {d['random_streams']['var_return']:.3f}.",
-             "", "| features | D | value error, ε-greedy DQN streams | value error, random streams | "
-             "train error (DQN) | active features | n |", "|---|---|---|---|---|---|---|"]
+             ""]
+    sm = d.get("successor_measure")
+    if sm:
+        lines += [f"Ψ̂ columns: the uniform policy's successor measure of the dataset's empirical MDP over its "
+                  f"{sm['states']} distinct observations with a transition out (all streams; every action seen at "
+                  f"{sm['all_actions_seen']:.0%} of them, elsewhere the mean over the actions seen; "
+                  f"{sm['escaped']:.1%} of the mass escapes to unseen states), the four-rooms protocol on it: "
+                  f"least-squares value error of V = Ψ̂ r for {sm['rewards']} random rewards r ~ N(0, I) over those "
+                  "states (fraction of Var V left), mean cos² of the principal angles between span φ and Ψ̂'s "
+                  "top-rank(φ) left singular subspace, and the SVD oracle (Ψ̂'s own top-rank(φ) singular vectors).",
+                  ""]
+    lines += ["| features | D | value error, ε-greedy DQN streams | value error, random streams | "
+              "train error (DQN) | Ψ̂ value error | cos² to Ψ̂ | SVD oracle | active features | n |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for label, recs in result["conditions"].items():
         def cell(part, key="value_error"):
-            vals = [r[part][key] for r in recs]
+            vals = [r[part][key] for r in recs if part in r]
+            if not vals:
+                return "–"
             return f"{np.mean(vals):.3f}" if len(vals) == 1 else f"{np.mean(vals):.3f} ± {np.std(vals):.3f}"
         lines.append(f"| {label} | {recs[0]['num_features']} | {cell('dqn_streams')} | {cell('random_streams')} | "
-                     f"{cell('dqn_streams', 'train_error')} | "
+                     f"{cell('dqn_streams', 'train_error')} | {cell('successor_measure')} | "
+                     f"{cell('successor_measure', 'mean_cos2')} | {cell('successor_measure', 'oracle')} | "
                      f"{np.mean([r['active_features'] for r in recs]):.0f} | {len(recs)} |")
     lines.append("")
     lines.append(f"Wall-clock of the evaluation (features + ridge for every row above): {result['wall_s']} s.")
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     _plot_minatar_value(result, prefix + ".png")
+    _plot_minatar_scaling(result, os.path.join(results, "pvn_minatar_scaling.png"))
     print("\n".join(lines))
+
+
+def _plot_minatar_scaling(result, path):
+    """Tasks × width at 20k pretraining updates: the three errors against T, one line per D, random encoders dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conditions = result["conditions"]
+    grid = {label: VALUE_ENCODERS[label] for label in conditions
+            if label in VALUE_ENCODERS and VALUE_ENCODERS[label][2] == 20_000}
+    if not grid:
+        return
+    panels = (("successor_measure", "value_error", "Ψ̂ value error (200 random rewards)"),
+              ("successor_measure", "mean_cos2", "cos² between span φ and Ψ̂'s top subspace"),
+              ("dqn_streams", "value_error", "held-out return error, ε-greedy DQN streams"))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=130, layout="constrained")
+    for ax, (part, key, title) in zip(axes, panels):
+        for i, width in enumerate(sorted({d for _, d, _ in grid.values()})):
+            points = sorted((t, [r[part][key] for r in conditions[label] if part in r])
+                            for label, (t, d, _) in grid.items() if d == width)
+            points = [(t, v) for t, v in points if v]
+            if points:
+                ax.errorbar([t for t, _ in points], [np.mean(v) for _, v in points],
+                            yerr=[np.std(v) for _, v in points], marker="o", capsize=3, color=f"C{i}",
+                            label=f"PVN D={width}")
+            random_label = "random encoder" if width == 256 else f"random encoder D={width}"
+            vals = [r[part][key] for r in conditions.get(random_label, []) if part in r]
+            if vals:
+                ax.axhline(np.mean(vals), color=f"C{i}", ls="--", lw=1, label=f"random encoder D={width}")
+        ax.set_xscale("log")
+        ax.set_xlabel("indicator tasks T")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{result['game']}: PVN after 20k pretraining updates, tasks × width (mean ± std over seeds)",
+                 fontsize=10)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _plot_minatar_value(result, path):

@@ -222,3 +222,67 @@ def cross_validated_value_error(features: np.ndarray, targets: np.ndarray, group
         chosen.append(best)
     return ValueErrorResult(value_error=float(np.mean(errors)), fold_errors=np.asarray(errors),
                             ridges=np.asarray(chosen), train_error=float(np.mean(train_errors)))
+
+
+class EmpiricalSuccessorMeasure(NamedTuple):
+    """Ψ̂ = (I − γ P̂^unif)⁻¹ of the Markov chain a dataset defines over its distinct states."""
+
+    states: np.ndarray  # [n] ids of the states Ψ̂ is indexed by (those with an observed transition out)
+    psi: np.ndarray  # [n, n] float64
+    all_actions_seen: float  # share of the n states where every action was taken at least once
+    escaped: float  # share of the transition mass into states without an observed transition out (valued 0)
+
+
+def empirical_successor_measure(state: np.ndarray, action: np.ndarray, discount: np.ndarray,
+                                step_type: np.ndarray, *, num_actions: int,
+                                gamma: float) -> EmpiricalSuccessorMeasure:
+    """The uniform policy's successor measure of the dataset's empirical MDP (certainty equivalence).
+
+    Batch TD with PVN's rule, Q_i(x, a) ← r_i(x) + γ d' (1/|A|) Σ_a' Q̄_i(x', a'), run to
+    convergence on a fixed dataset, reaches the values of the MDP whose transition
+    probabilities are the dataset's counts. With tabular states x (here: distinct
+    observations) that MDP is
+
+        P̂(x' | x, a) = n(x, a, x') / n(x, a),    P̂^unif(x' | x) = mean over the actions seen at x of P̂(x' | x, a)
+        V_i = Ψ̂ r_i,    Ψ̂ = (I − γ P̂^unif)⁻¹
+
+    (where an action was never taken at x, the mean runs over those that were: the fixed
+    point is not determined there). Transitions are row t → t + 1 of a stream for every
+    row t that is not ``LAST``; a successor that is a termination (d_{t+1} = 0) has value 0
+    and carries no mass, and so does one never seen with a transition out (the share of
+    such mass is ``escaped``).
+
+    Args:
+      state: ``[T, B]`` int state id of every row (e.g. ``np.unique(observations, axis=0, return_inverse=True)``).
+      action: ``[T, B]`` the action taken at each row.
+      discount, step_type: ``[T, B]`` as in :func:`monte_carlo_returns`.
+      num_actions: |A|.
+      gamma: the discount factor γ < 1.
+    """
+    state, action, discount, step_type = (np.asarray(x) for x in (state, action, discount, step_type))
+    if state.ndim != 2 or not state.shape == action.shape == discount.shape == step_type.shape:
+        raise ValueError(f"state, action, discount, step_type must be [T, B] of one shape, got {state.shape}, "
+                         f"{action.shape}, {discount.shape}, {step_type.shape}")
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma must lie in [0, 1), got {gamma}")
+    moves = step_type[:-1] != LAST
+    x, a, x_next = state[:-1][moves], action[:-1][moves], state[1:][moves]
+    alive = discount[1:][moves] > 0
+    states = np.unique(x)
+    n = states.size
+    row = np.searchsorted(states, x)
+    if np.any((a < 0) | (a >= num_actions)):
+        raise ValueError(f"actions must lie in [0, {num_actions}), got {a.min()}..{a.max()}")
+    taken = np.zeros((n, num_actions))
+    np.add.at(taken, (row, a), 1.0)
+    nxt = np.searchsorted(states, x_next).clip(0, n - 1)
+    known = alive & (states[nxt] == x_next)
+    counts = np.zeros((n, num_actions, n))
+    np.add.at(counts, (row[known], a[known], nxt[known]), 1.0)
+    seen = taken > 0
+    p_action = counts / np.where(seen, taken, 1.0)[:, :, None]  # P̂(x' | x, a), 0 for unseen a
+    p_uniform = p_action.sum(1) / seen.sum(1, keepdims=True)
+    escaped_mass = np.sum(alive & ~known) / max(alive.sum(), 1)
+    psi = np.linalg.inv(np.eye(n) - gamma * p_uniform)
+    return EmpiricalSuccessorMeasure(states=states, psi=psi, all_actions_seen=float(seen.all(1).mean()),
+                                     escaped=float(escaped_mass))

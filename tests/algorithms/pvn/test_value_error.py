@@ -181,3 +181,51 @@ def test_random_encoder_is_the_pvn_learners_initial_encoder():
     theirs = networks.encoder_params(learner.init(jax.random.PRNGKey(3), example).params)
     assert sorted(ours) == sorted(theirs)
     jax.tree.map(np.testing.assert_array_equal, ours, theirs)
+
+
+def test_empirical_successor_measure_hand_computed():
+    # stream 0: x0 -a0-> x1 -a0-> x2 (termination), x0 -a0-> x2 (termination).
+    # stream 1: x0 -a1-> x0 -a1-> x0 -a0-> x1 -a1-> x3 (truncation).
+    state = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [2, 3]])
+    action = np.array([[0, 1], [0, 1], [0, 0], [0, 1], [0, 0]])
+    step_type = np.array([[F, F], [M, M], [L, M], [F, M], [L, L]])
+    discount = np.array([[1, 1], [1, 1], [0, 1], [1, 1], [0, 1]], float)
+    gamma = 0.9
+    sm = ve.empirical_successor_measure(state, action, discount, step_type, num_actions=2, gamma=gamma)
+    # x0: a0 -> x1 in 2 of 3, else terminates; a1 -> x0 always: P^unif(x0) = ½ δ_x0 + ⅓ δ_x1. x1: a0 terminates,
+    # a1 leaves to x3, never seen with a transition out: P^unif(x1) = 0. Row 2 → 3 is no transition (LAST).
+    np.testing.assert_array_equal(sm.states, [0, 1])
+    expected = np.linalg.inv(np.eye(2) - gamma * np.array([[0.5, 1 / 3], [0.0, 0.0]]))
+    np.testing.assert_allclose(sm.psi, expected)
+    np.testing.assert_allclose(sm.psi[0], [1 / (1 - 0.45), 0.3 / (1 - 0.45)])
+    assert sm.all_actions_seen == 1.0
+    assert sm.escaped == pytest.approx(1 / 5)  # 5 transitions into live states, one of them into x3
+    only_two = ve.empirical_successor_measure(state, action, discount, step_type, num_actions=3, gamma=gamma)
+    assert only_two.all_actions_seen == 0.0  # action 2 never taken
+    np.testing.assert_allclose(only_two.psi, expected)  # the mean runs over the actions that were taken
+    with pytest.raises(ValueError, match="gamma"):
+        ve.empirical_successor_measure(state, action, discount, step_type, num_actions=2, gamma=1.0)
+
+
+def test_empirical_successor_measure_of_uniform_data_approaches_the_true_one():
+    """Sampled from a random 6-state MDP under the uniform policy, Ψ̂ → (I − γ P^unif)⁻¹ (computed from P itself)."""
+    rng = np.random.default_rng(7)
+    num_states, num_actions, gamma, steps = 6, 3, 0.8, 40_000
+    p = rng.dirichlet(np.ones(num_states + 1), size=(num_states, num_actions))  # last column: termination
+    state, action, step, disc = np.zeros(steps, int), np.zeros(steps, int), np.zeros(steps, int), np.ones(steps)
+    x, first = 0, True
+    for t in range(steps):
+        state[t], step[t] = x, F if first else M
+        if step[t] == M and x == num_states:  # the termination observation
+            step[t], disc[t], x, first = L, 0.0, rng.integers(num_states), True
+            state[t] = num_states
+            continue
+        first = False
+        action[t] = rng.integers(num_actions)
+        x = rng.choice(num_states + 1, p=p[x, action[t]])
+    sm = ve.empirical_successor_measure(state[:, None], action[:, None], disc[:, None], step[:, None],
+                                        num_actions=num_actions, gamma=gamma)
+    np.testing.assert_array_equal(sm.states, np.arange(num_states))
+    truth = np.linalg.inv(np.eye(num_states) - gamma * p[:, :, :num_states].mean(1))
+    np.testing.assert_allclose(sm.psi, truth, atol=0.05)
+    assert sm.escaped == 0.0 and sm.all_actions_seen == 1.0
