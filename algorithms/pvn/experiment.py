@@ -26,7 +26,7 @@ the held-out linear value error of the behaviour policy's Monte-Carlo returns on
 dataset's ε-greedy DQN streams and, separately, its uniform-random streams, for PVN
 encoders (pretraining the missing ones with the study's arguments), frozen random
 encoders (the PVN learner's initial encoder at each seed) and raw pixels; it writes
-``results/pvn_minatar_value.{md,json,png}``.
+``results/pvn_minatar_value_<game>.{md,json,png}`` (and ``pvn_minatar_scaling_<game>.png``).
 """
 from __future__ import annotations
 
@@ -214,10 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "minatar-value":
         return minatar_value(args)
     report_gridworld(args.results)
-    value_json = os.path.join(args.results, "pvn_minatar_value.json")
-    if os.path.exists(value_json):
-        with open(value_json) as f:
-            report_minatar_value(args.results, json.load(f))
+    for name in sorted(os.listdir(args.results)):
+        if re.fullmatch(r"pvn_minatar_value_\w+\.json", name):
+            with open(os.path.join(args.results, name)) as f:
+                report_minatar_value(args.results, json.load(f))
     return report_minatar(args)
 
 
@@ -572,8 +572,12 @@ def minatar_value(args) -> int:
     return 1 if failed else 0
 
 
+def _game_slug(game: str) -> str:
+    return _label_dir(game.replace("-MinAtar", ""))
+
+
 def report_minatar_value(results: str, result: dict) -> None:
-    prefix = os.path.join(results, "pvn_minatar_value")
+    prefix = os.path.join(results, f"pvn_minatar_value_{_game_slug(result['game'])}")
     os.makedirs(results, exist_ok=True)
     cli.write_json(prefix + ".json", result)
     d = result["data"]
@@ -617,7 +621,7 @@ def report_minatar_value(results: str, result: dict) -> None:
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     _plot_minatar_value(result, prefix + ".png")
-    _plot_minatar_scaling(result, os.path.join(results, "pvn_minatar_scaling.png"))
+    _plot_minatar_scaling(result, os.path.join(results, f"pvn_minatar_scaling_{_game_slug(result['game'])}.png"))
     print("\n".join(lines))
 
 

@@ -145,19 +145,22 @@ def test_minatar_value_command_on_a_tiny_dataset(tmp_path, with_encoder):
     code = experiment.main(["minatar-value", "--runs", str(runs), "--results", str(tmp_path), "--seeds", "0",
                             "--conditions", *conditions, "--no-pretrain"])
     assert code == 0
-    result = json.loads((tmp_path / "pvn_minatar_value.json").read_text())
+    result = json.loads((tmp_path / "pvn_minatar_value_breakout.json").read_text())
     # 40 episodes per stream, 5 decision rows each; 2 streams per behaviour.
     assert (result["data"]["dqn_streams"]["rows"], result["data"]["dqn_streams"]["episodes"]) == (400, 80)
     assert result["data"]["dropped_rows_unfinished"] == 0
     pixels = result["conditions"]["raw pixels"][0]
     assert pixels["num_features"] == 400 and 0.0 < pixels["dqn_streams"]["value_error"] < 2.0
+    # every row's observation is distinct: Ψ̂ has one state per non-terminal row with a successor
+    assert result["data"]["successor_measure"]["states"] == 4 * 40 * 5
+    assert 0.0 <= pixels["successor_measure"]["value_error"] <= 1.0 and 0.0 <= pixels["successor_measure"]["mean_cos2"] <= 1.0
     if with_encoder:  # PVN T=10 is not pretrained: skipped
         assert set(result["conditions"]) == {"raw pixels", "random encoder D=64"}
         rand = result["conditions"]["random encoder D=64"][0]
         assert rand["num_features"] == 64 and 0.0 < rand["dqn_streams"]["value_error"] < 2.0
     else:
         assert set(result["conditions"]) == {"raw pixels"}
-    assert (tmp_path / "pvn_minatar_value.md").exists() and (tmp_path / "pvn_minatar_value.png").exists()
+    assert (tmp_path / "pvn_minatar_value_breakout.md").exists() and (tmp_path / "pvn_minatar_value_breakout.png").exists()
 
 
 def test_minatar_value_dry_run_lists_the_pretraining_it_needs(tmp_path, capsys):
