@@ -431,13 +431,18 @@ def random_encoder_params(encoder_cfg, *, seed: int, num_actions: int, example: 
     return networks.encoder_params(jax.jit(net.init)(k_net, example))
 
 
+MAX_SM_STATES = 6_000
+"""Above this many distinct observations the Ψ̂ metrics are skipped (dense [n, n] inverse and SVDs)."""
+
+
 def successor_measure_study(rows: dict, *, gamma: float, num_rewards: int = NUM_REWARDS):
     """The dataset's empirical successor measure Ψ̂ and the four-rooms protocol's random rewards on its states.
 
     States are the dataset's distinct observations (MinAtar: a few thousand); Ψ̂ is the
     uniform policy's successor measure of the empirical MDP of all streams
     (:func:`value_error.empirical_successor_measure`), the fixed point PVN's TD rule reaches on
-    this data. Returns ``(sm, observations [n, *O] of Ψ̂'s states, rewards [n, num_rewards] ~ N(0, I))``.
+    this data. Returns ``(sm, observations [n, *O] of Ψ̂'s states, rewards [n, num_rewards] ~ N(0, I))``,
+    or None when the dataset has more than ``MAX_SM_STATES`` distinct observations.
     """
     from algorithms.pvn import value_error as ve
 
@@ -445,6 +450,9 @@ def successor_measure_study(rows: dict, *, gamma: float, num_rewards: int = NUM_
     num_rows, num_streams = observation.shape[:2]
     flat = observation.reshape(num_rows * num_streams, -1)
     _, first_row, state = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+    if first_row.size > MAX_SM_STATES:
+        print(f"{first_row.size} distinct observations > {MAX_SM_STATES}: no Ψ̂ (a dense inverse)", flush=True)
+        return None
     state = state.reshape(num_rows, num_streams)
     sm = ve.empirical_successor_measure(state, rows["action"], rows["discount"], rows["step_type"],
                                         num_actions=int(rows["metadata"]["num_actions"]), gamma=gamma)
@@ -457,6 +465,8 @@ def _successor_measure_metrics(features: np.ndarray, study) -> dict:
     """The four-rooms metrics (:func:`gridworld.evaluate`) of features on Ψ̂'s states."""
     from algorithms.pvn import gridworld as gw
 
+    if study is None:
+        return {}
     sm, _, rewards = study
     out = gw.evaluate(np.asarray(features, np.float64), sm.psi, rewards)
     out["oracle"] = gw.oracle(sm.psi, rewards, min(out["rank"], sm.psi.shape[0]))
@@ -521,18 +531,19 @@ def minatar_value(args) -> int:
         g = mc.returns.reshape(-1)[flat_valid][sel]
         parts[name] = {"rows": sel, "returns": g, "episodes": episodes.reshape(-1)[flat_valid][sel]}
     study = successor_measure_study(rows, gamma=args.gamma)
-    sm, sm_observations, _ = study
     data_info = {name: {"rows": int(p["rows"].size), "episodes": int(np.unique(p["episodes"]).size),
                         "mean_return": float(p["returns"].mean()), "var_return": float(p["returns"].var())}
                  for name, p in parts.items()}
-    data_info["successor_measure"] = {"states": int(sm.states.size), "all_actions_seen": sm.all_actions_seen,
-                                      "escaped": sm.escaped, "rewards": NUM_REWARDS}
+    if study is not None:
+        sm, sm_observations, _ = study
+        data_info["successor_measure"] = {"states": int(sm.states.size), "all_actions_seen": sm.all_actions_seen,
+                                          "escaped": sm.escaped, "rewards": NUM_REWARDS}
     data_info["dropped_rows_unfinished"] = int((~mc.valid & (rows["step_type"] != ve.LAST)).sum())
     print(f"{game}: {data_info}", flush=True)
     records = {RAW_PIXELS: [{"seed": None, **_value_errors(observations.reshape(len(observations), -1)
                                                            .astype(np.float32), parts),
                              "successor_measure": _successor_measure_metrics(
-                                 sm_observations.reshape(len(sm_observations), -1).astype(np.float32), study)}]}
+                                 study and study[1].reshape(len(study[1]), -1).astype(np.float32), study)}]}
     for label in labels:
         tasks, features, _ = VALUE_ENCODERS[label]
         encoder_cfg = networks.EncoderConfig(num_features=features)
@@ -556,13 +567,13 @@ def minatar_value(args) -> int:
             phi = encoder_features(encoder_cfg, params, observations)
             record = {"seed": seed, **_value_errors(phi, parts),
                       "successor_measure": _successor_measure_metrics(
-                          encoder_features(encoder_cfg, params, sm_observations), study),
+                          study and encoder_features(encoder_cfg, params, study[1]), study),
                       **extra, "eval_s": round(time.perf_counter() - t0, 1)}
             records.setdefault(label, []).append(record)
             print(f"  {label} seed {seed}: value error DQN streams {record['dqn_streams']['value_error']:.3f}, "
                   f"random streams {record['random_streams']['value_error']:.3f}, "
-                  f"Ψ̂ random rewards {record['successor_measure']['value_error']:.3f} "
-                  f"(cos² {record['successor_measure']['mean_cos2']:.3f}), "
+                  f"Ψ̂ random rewards {record['successor_measure'].get('value_error', float('nan')):.3f} "
+                  f"(cos² {record['successor_measure'].get('mean_cos2', float('nan')):.3f}), "
                   f"{record['active_features']}/{record['num_features']} active features "
                   f"({record['eval_s']} s)", flush=True)
     result = {"game": game, "dataset_dir": data_dir, "gamma": args.gamma, "folds": VALUE_FOLDS,
@@ -608,7 +619,7 @@ def report_minatar_value(results: str, result: dict) -> None:
               "|---|---|---|---|---|---|---|---|---|---|"]
     for label, recs in result["conditions"].items():
         def cell(part, key="value_error"):
-            vals = [r[part][key] for r in recs if part in r]
+            vals = [r[part][key] for r in recs if key in r.get(part, {})]
             if not vals:
                 return "–"
             return f"{np.mean(vals):.3f}" if len(vals) == 1 else f"{np.mean(vals):.3f} ± {np.std(vals):.3f}"
@@ -643,7 +654,7 @@ def _plot_minatar_scaling(result, path):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=130, layout="constrained")
     for ax, (part, key, title) in zip(axes, panels):
         for i, width in enumerate(sorted({d for _, d, _ in grid.values()})):
-            points = sorted((t, [r[part][key] for r in conditions[label] if part in r])
+            points = sorted((t, [r[part][key] for r in conditions[label] if key in r.get(part, {})])
                             for label, (t, d, _) in grid.items() if d == width)
             points = [(t, v) for t, v in points if v]
             if points:
@@ -651,7 +662,7 @@ def _plot_minatar_scaling(result, path):
                             yerr=[np.std(v) for _, v in points], marker="o", capsize=3, color=f"C{i}",
                             label=f"PVN D={width}")
             random_label = "random encoder" if width == 256 else f"random encoder D={width}"
-            vals = [r[part][key] for r in conditions.get(random_label, []) if part in r]
+            vals = [r[part][key] for r in conditions.get(random_label, []) if key in r.get(part, {})]
             if vals:
                 ax.axhline(np.mean(vals), color=f"C{i}", ls="--", lw=1, label=f"random encoder D={width}")
         ax.set_xscale("log")

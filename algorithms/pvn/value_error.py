@@ -258,6 +258,9 @@ def empirical_successor_measure(state: np.ndarray, action: np.ndarray, discount:
       discount, step_type: ``[T, B]`` as in :func:`monte_carlo_returns`.
       num_actions: |A|.
       gamma: the discount factor γ < 1.
+
+    Memory and time are those of a dense ``[n, n]`` inverse: for datasets of up to a few
+    thousand distinct states.
     """
     state, action, discount, step_type = (np.asarray(x) for x in (state, action, discount, step_type))
     if state.ndim != 2 or not state.shape == action.shape == discount.shape == step_type.shape:
@@ -277,11 +280,11 @@ def empirical_successor_measure(state: np.ndarray, action: np.ndarray, discount:
     np.add.at(taken, (row, a), 1.0)
     nxt = np.searchsorted(states, x_next).clip(0, n - 1)
     known = alive & (states[nxt] == x_next)
-    counts = np.zeros((n, num_actions, n))
-    np.add.at(counts, (row[known], a[known], nxt[known]), 1.0)
     seen = taken > 0
-    p_action = counts / np.where(seen, taken, 1.0)[:, :, None]  # P̂(x' | x, a), 0 for unseen a
-    p_uniform = p_action.sum(1) / seen.sum(1, keepdims=True)
+    # each transition adds 1 / (n(x, a) · |actions seen at x|) to P̂^unif(x' | x)
+    weight = 1.0 / (taken[row, a] * seen.sum(1)[row])
+    p_uniform = np.zeros((n, n))
+    np.add.at(p_uniform, (row[known], nxt[known]), weight[known])
     escaped_mass = np.sum(alive & ~known) / max(alive.sum(), 1)
     psi = np.linalg.inv(np.eye(n) - gamma * p_uniform)
     return EmpiricalSuccessorMeasure(states=states, psi=psi, all_actions_seen=float(seen.all(1).mean()),
