@@ -1,6 +1,7 @@
 """End-to-end environment steps/s of every agent on its ``cpu`` preset, and N seeds in one program.
 
-    python -m benchmarks.bench_agents [--quick] [--out benchmarks/results]
+    python -m benchmarks.bench_agents [--quick] [--out benchmarks/results]       # 1. and 2.
+    python -m benchmarks.bench_agents --only-seeds [--seed-counts 1 4 16]        # 2. alone
 
 1. **Per agent** (DQN, Rainbow, DrQ(ε) and the papers' agents: Soft MoE, ReDo, JaxPruner,
    KSMe), the ``cpu`` preset on Breakout-MinAtar (the whole loop in ``jit``: act, store,
@@ -10,10 +11,15 @@
 2. **Seeds vmapped**: DQN's ``cpu`` preset for N = 1, 4, 16 seeds in one jitted program
    (:func:`core.seeds.make_seeds_trainer`), aggregate steps/s, against N separate
    processes each running the single-seed loop at the same time (started together, timed
-   after a barrier once all have compiled). With ``--quick``: N = 1, 4 and DQN only.
+   after a barrier once all have compiled). Both sides compile once before their timed
+   window. All processes share the CPU cores the benchmark was given (under ``taskset -c 1``:
+   one core for the N processes, as for the one vmapped program). With ``--quick``: N = 1, 4
+   and DQN only.
 
 Children run in subprocesses under a timeout (a ``jit(vmap)`` of a training loop has been
-seen to hang on this machine's JAX). Results: ``results/agents_<date>_<device>.jsonl``, ``agents.md``.
+seen to hang on this machine's JAX). Results: ``results/agents_<date>_<device>.jsonl`` and
+``agents.md`` (part 1), ``results/seeds_<date>_<device>.jsonl`` and ``seeds.md`` (part 2).
+The suite (``benchmarks.run``) runs the two parts as the benchmarks ``agents`` and ``seeds``.
 """
 from __future__ import annotations
 
@@ -82,14 +88,14 @@ def vmapped_seeds(agent: str, num_seeds: int, chunk_steps: int, chunks: int) -> 
                                  steps=chunk_steps // cfg.num_envs)
     state = trainer.init(jax.random.split(jax.random.PRNGKey(0), num_seeds))
     start = time.perf_counter()
-    state = jax.block_until_ready(trainer.run_chunk(state))
+    state = jax.block_until_ready(trainer.run_chunk(state))  # compiles; fills replay past learning_starts
     first_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(chunks):
         state = jax.block_until_ready(trainer.run_chunk(state))
     elapsed = time.perf_counter() - start
     return {"agent": agent, "num_seeds": num_seeds, "steps_per_s": num_seeds * chunks * chunk_steps / elapsed,
-            "first_chunk_s": first_s, "grad_steps": int(state[0].train.step[0])}
+            "first_chunk_s": first_s, "compile_s": trainer.compile_s(), "grad_steps": int(state[0].train.step[0])}
 
 
 def raw_minatar(num_envs: int, steps: int) -> float:
@@ -128,16 +134,22 @@ def separate_processes(agent: str, n: int, chunk_steps: int, chunks: int, timeou
         rows = _collect(procs, timeout)
     window = max(r["end"] for r in rows) - min(r["start"] for r in rows)
     return {"processes": n, "steps_per_s": sum(r["steps"] for r in rows) / window,
-            "per_process_steps_per_s": [r["steps_per_s"] for r in rows]}
+            "per_process_steps_per_s": [r["steps_per_s"] for r in rows],
+            "compile_s": [r["compile_s"] for r in rows], "grad_steps": [r["grad_steps"] for r in rows]}
+
+
+def _sizes(quick: bool) -> tuple[int, int]:
+    """(chunk_steps, timed chunks)."""
+    return (1_000, 2) if quick else (5_000, 3)
 
 
 def run(quick: bool, out: str = RESULTS) -> list[dict]:
-    """Every measurement; JSON lines and ``agents.md`` in ``out``; suite rows back."""
+    """Part 1, every agent end to end; JSON lines and ``agents.md`` in ``out``; suite rows back."""
     from benchmarks import common
 
     path = common.results_path(out, "agents")
     meta = common.meta()
-    chunk_steps, chunks = (1_000, 2) if quick else (5_000, 3)
+    chunk_steps, chunks = _sizes(quick)
     names = ("dqn",) if quick else tuple(AGENTS)
     suite, table = [], []
     raw = {}
@@ -155,27 +167,51 @@ def run(quick: bool, out: str = RESULTS) -> list[dict]:
         table.append([name, row["num_envs"], row["train_every"], f"{row['steps_per_s']:,.0f}",
                       f"{raw[row['num_envs']]:,.0f}", f"{row['compile_s']:.1f} s"])
         print(name, common.rounded(row), flush=True)
-    seeds_table = []
-    for n in ((1, 4) if quick else (1, 4, 16)):
-        v = _collect([_child(["--child", "vmapped", "--agent", "dqn", "--seeds", str(n), "--chunk-steps",
-                              str(chunk_steps), "--chunks", str(chunks)], 900)], 900)[0]
-        p = separate_processes("dqn", n, chunk_steps, chunks)
-        common.append_jsonl(path, {"kind": "seeds", "num_seeds": n, "vmapped": v, "separate": p, **meta})
-        suite.append(common.measurement(
-            "seeds", f"dqn cpu preset, {n} seed(s) vmapped in one program", v["steps_per_s"], "steps/s",
-            config={"seeds": n}, baseline=f"{n} separate processes at once", baseline_value=p["steps_per_s"]))
-        seeds_table.append([n, f"{v['steps_per_s']:,.0f}", f"{p['steps_per_s']:,.0f}",
-                            f"{v['steps_per_s'] / p['steps_per_s']:.2f}×", f"{v['first_chunk_s']:.1f} s"])
-        print("seeds", n, common.rounded(v), common.rounded(p), flush=True)
     text = (f"Measured {common.today()} on `{meta['device']}` ({os.cpu_count()} cores, jax {meta['versions'].get('jax')}), "
             f"by `python -m benchmarks.bench_agents{' --quick' if quick else ''}`; chunks of {chunk_steps:,} steps, "
             f"{chunks} timed after the compiling one.\n\n"
             + common.markdown_table(["agent", "envs", "train every", "end-to-end steps/s", "raw env steps/s (same run)",
-                                     "compile"], table, align="lrrrrr")
-            + "\n\nDQN `cpu` preset, N seeds: aggregate environment steps/s.\n\n"
-            + common.markdown_table(["seeds N", "vmapped, one jitted program", "N separate processes at once",
-                                     "vmapped / separate", "first chunk (compile)"], seeds_table, align="rrrrr"))
+                                     "compile"], table, align="lrrrrr"))
     common.write_text(os.path.join(out, "agents.md"), text)
+    print(text)
+    return suite
+
+
+def run_seeds(quick: bool, out: str = RESULTS, counts: tuple[int, ...] = ()) -> list[dict]:
+    """N seeds vmapped in one program against N separate processes; ``seeds.md`` in ``out``; suite rows back."""
+    from benchmarks import common
+
+    path = common.results_path(out, "seeds")
+    meta = common.meta()
+    chunk_steps, chunks = _sizes(quick)
+    counts = tuple(counts) or ((1, 4) if quick else (1, 4, 16))
+    suite, seeds_table = [], []
+    for n in counts:
+        timeout = 600 + 60 * n
+        v = _collect([_child(["--child", "vmapped", "--agent", "dqn", "--seeds", str(n), "--chunk-steps",
+                              str(chunk_steps), "--chunks", str(chunks)], timeout)], timeout)[0]
+        p = separate_processes("dqn", n, chunk_steps, chunks, timeout=timeout)
+        common.append_jsonl(path, {"kind": "seeds", "num_seeds": n, "chunk_steps": chunk_steps, "chunks": chunks,
+                                   "affinity": sorted(os.sched_getaffinity(0)), "vmapped": v, "separate": p, **meta})
+        suite.append(common.measurement(
+            "seeds", f"dqn cpu preset, {n} seed(s) vmapped in one program", v["steps_per_s"], "steps/s",
+            config={"seeds": n}, baseline=f"{n} separate processes at once", baseline_value=p["steps_per_s"],
+            compile_s=v["compile_s"], separate_compile_s=p["compile_s"], cores=len(os.sched_getaffinity(0))))
+        seeds_table.append([n, f"{v['steps_per_s']:,.0f}", f"{p['steps_per_s']:,.0f}",
+                            f"{v['steps_per_s'] / p['steps_per_s']:.2f}×", f"{v['compile_s']:.1f} s",
+                            f"{max(p['compile_s']):.1f} s"])
+        print("seeds", n, common.rounded(v), common.rounded(p), flush=True)
+    cores = len(os.sched_getaffinity(0))
+    text = (f"Measured {common.today()} on `{meta['device']}` ({cores} of {os.cpu_count()} cores available to the "
+            f"benchmark and all its processes, jax {meta['versions'].get('jax')}), by `python -m benchmarks.bench_agents "
+            f"--only-seeds{' --quick' if quick else ''}`; DQN `cpu` preset on {ENV_ID}, chunks of {chunk_steps:,} "
+            f"steps per seed, {chunks} timed after the one that compiles and fills the replay past `learning_starts`."
+            "\n\nAggregate environment steps/s of N seeds.\n\n"
+            + common.markdown_table(["seeds N", "vmapped, one jitted program", "N separate processes at once",
+                                     "vmapped / separate", "compile (vmapped)",
+                                     "compile (N processes at once, slowest)"],
+                                    seeds_table, align="rrrrrr"))
+    common.write_text(os.path.join(out, "seeds.md"), text)
     print(text)
     return suite
 
@@ -183,6 +219,9 @@ def run(quick: bool, out: str = RESULTS) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="DQN only, N = 1 and 4, short chunks")
+    parser.add_argument("--only-seeds", action="store_true", help="only part 2 (N seeds vmapped vs N processes)")
+    parser.add_argument("--seed-counts", type=int, nargs="+", default=(),
+                        help="the N of part 2 (default 1 4 16; 1 4 with --quick)")
     parser.add_argument("--out", default=RESULTS, help="results directory")
     parser.add_argument("--child", choices=("single", "vmapped"), default=None, help="(internal) measure one run")
     parser.add_argument("--agent", default="dqn", choices=tuple(AGENTS))
@@ -198,7 +237,9 @@ def main() -> None:
     elif args.child == "vmapped":
         print(json.dumps(vmapped_seeds(args.agent, args.seeds, args.chunk_steps, args.chunks)))
     else:
-        run(args.quick, args.out)
+        if not args.only_seeds:
+            run(args.quick, args.out)
+        run_seeds(args.quick, args.out, tuple(args.seed_counts))
 
 
 if __name__ == "__main__":

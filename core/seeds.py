@@ -32,6 +32,7 @@ class SeedsTrainer(NamedTuple):
     init: Callable[[Any], Any]
     run_chunk: Callable[[Any], Any]  # compiles on the first call for a state's shapes, then reuses it
     compile_s: Callable[[], float] = lambda: 0.0  # seconds spent compiling the chunk so far
+    jitted_chunk: Any = None  # the chunk as a `jax.jit` (donating its argument): `.lower(state)` to inspect it
 
 
 def make_seeds_trainer(agent: Any, env: Any, *, num_envs: int, steps: int) -> SeedsTrainer:
@@ -84,4 +85,5 @@ def make_seeds_trainer(agent: Any, env: Any, *, num_envs: int, steps: int) -> Se
             compile_time[0] += time.perf_counter() - start
         return compiled[signature](state)
 
-    return SeedsTrainer(init=jax.jit(jax.vmap(init_one)), run_chunk=run_chunk, compile_s=lambda: compile_time[0])
+    return SeedsTrainer(init=jax.jit(jax.vmap(init_one)), run_chunk=run_chunk, compile_s=lambda: compile_time[0],
+                        jitted_chunk=jitted)
