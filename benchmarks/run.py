@@ -377,17 +377,17 @@ def seeds_note(rows: list[dict]) -> str:
                     f"{'' if n_cores == 1 else 's'} (the benchmark ran under `taskset`)"
                     if len(cores) == 1 and (n_cores := next(iter(cores))) < (os.cpu_count() or 1) else "") + ".")
     if slower:
-        text += (f" The vmapped program is slower at N = {', '.join(map(str, sorted(slower)))}: "
-                 "part of it is timing noise on this shared machine (each side is timed in its own window; timed "
-                 "alternately in one process, `python -m benchmarks.profile_seeds --ab`, the vmapped chunk ran at "
-                 "0.93× the single-seed loop's steps/s for N = 1 and 0.82× its aggregate for N = 4), and part is "
-                 "a real cost of `vmap` on XLA:CPU of 5–20 % per seed that the parts timed alone do not account "
-                 "for (learner update within ±3 % per seed, acting, replay writes and sampling under 10 % of a "
-                 "step, no copy of the buffers in the compiled chunk). Not resolved; an unchecked guess is cache "
-                 "locality (each op of the vmapped update walks all N seeds' parameters and Adam moments, ~2 MB "
-                 "per seed, where one process keeps its own near its core for a whole update). On a CPU, separate "
-                 "processes (`core.sweep --jobs N`) remain as fast or faster; use the vmapped program where one "
-                 "compile and one process matter more.")
+        text += (f" The vmapped program comes out slower at N = {', '.join(map(str, sorted(slower)))} here, but "
+                 "each side is timed in its own window, minutes apart, on a shared machine whose speed drifts by "
+                 "±15 % (the other core runs other jobs). Timed alternately with the single-seed loop in one "
+                 "process (`python -m benchmarks.profile_seeds --ab N`: 2,000-step chunks, median of 5, "
+                 "2026-12-02), the vmapped chunk ran at 0.93× and 1.03× the single-seed loop's steps/s per seed "
+                 "for N = 1 (two runs), 0.82× and 1.05× for N = 4, 0.95× for N = 16: per seed the two are equal "
+                 "within that noise, as the parts timed alone say (learner update within ±3 % per seed; acting, "
+                 "replay writes and sampling under 10 % of a step; no copy of the buffers in the compiled chunk). "
+                 "A small per-seed cost of `vmap` on XLA:CPU (under ~10 %) cannot be ruled out at this precision. "
+                 "On a CPU, separate processes (`core.sweep --jobs N`) are as fast; the vmapped program saves the "
+                 "compiles and the memory of N − 1 processes.")
     return text
 
 
