@@ -19,7 +19,8 @@
 Children run in subprocesses under a timeout (a ``jit(vmap)`` of a training loop has been
 seen to hang on this machine's JAX). Results: ``results/agents_<date>_<device>.jsonl`` and
 ``agents.md`` (part 1), ``results/seeds_<date>_<device>.jsonl`` and ``seeds.md`` (part 2).
-The suite (``benchmarks.run``) runs the two parts as the benchmarks ``agents`` and ``seeds``.
+The suite (``benchmarks.run``) runs the two parts as the benchmarks ``agents`` and ``seeds``
+(:mod:`benchmarks.bench_seeds`).
 """
 from __future__ import annotations
 

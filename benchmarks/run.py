@@ -33,13 +33,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 README = os.path.join(HERE, "README.md")
 
-BENCHMARKS = {  # name -> (module[:function], what it measures); the function (default `run`) takes (quick, out)
+BENCHMARKS = {  # name -> (module, what it measures)
     "envs": ("benchmarks.bench_envs", "raw stepping: envpool Atari/MiniGrid/MuJoCo/CartPole, gymnax MinAtar, JAX Minigrid vs number of envs"),
     "throughput": ("benchmarks.throughput", "foundation: raw envs, learner alone, DQN host loop and jitted loop overheads"),
     "minigrid": ("benchmarks.bench_minigrid", "JAX Minigrid vs envpool's C++ MiniGrid and the official package"),
     "learner": ("benchmarks.bench_learner", "learner updates/s per agent, network and batch size"),
     "agents": ("benchmarks.bench_agents", "end-to-end steps/s per agent (cpu preset)"),
-    "seeds": ("benchmarks.bench_agents:run_seeds", "DQN cpu preset: N seeds vmapped in one program vs N processes"),
+    "seeds": ("benchmarks.bench_seeds", "DQN cpu preset: N seeds vmapped in one program vs N processes"),
     "scaling": ("benchmarks.bench_scaling", "data-parallel learner on 1, 2, 4 devices: same parameters, updates/s"),
     "bbf": ("benchmarks.bench_bbf", "BBF learner: 8 updates in one lax.scan vs 1 per dispatch; data-parallel on 1, 2, 4 devices"),
     "multihost": ("benchmarks.bench_multihost", "2 processes (jax.distributed, loopback) vs 1: actors + shared learner"),
@@ -84,8 +84,7 @@ def run_suite(names: list[str], *, quick: bool, out: str) -> str:
         print(f"== {name} ({module_name}{' --quick' if quick else ''})", flush=True)
         start = time.perf_counter()
         try:
-            module, _, function = module_name.partition(":")
-            rows = getattr(importlib.import_module(module), function or "run")(quick, module_out)
+            rows = importlib.import_module(module_name).run(quick, module_out)
             error = None
         except Exception:  # one failing benchmark must not lose the others' figures
             rows, error = [], traceback.format_exc()
