@@ -13,6 +13,12 @@ which differs from the initial state's, so a plain ``jax.jit`` call retraces and
 the whole loop at the second chunk (measured: 15–40 s on 2 CPU cores, which made the vmapped
 program look 4–5× slower than separate processes in short benchmarks).
 
+Cost on a CPU (``python -m benchmarks.profile_seeds``, DQN ``cpu`` preset): the replay writes
+at a per-seed cursor become scatters under ``vmap`` but stay cheap (acting, storing and
+the environment step are under 10 % of a step); the learner update costs the same per seed
+vmapped or not, so N vmapped seeds run about as fast as N processes on the same cores and
+save N − 1 compiles and processes (``benchmarks/README.md``, "N seeds in one program").
+
 Works with any agent exposing ``init(key)``, ``observe(state, timestep) -> (state,
 actions)``, ``should_learn(state) -> []bool`` and ``learn(state) -> state`` (the
 value-based agents of ``algorithms/dqn/agent.py`` and the papers' extensions of them),
