@@ -648,8 +648,8 @@ def _plot_minatar_scaling(result, path):
             if label in VALUE_ENCODERS and VALUE_ENCODERS[label][2] == 20_000}
     if not grid:
         return
-    panels = (("successor_measure", "value_error", "Ψ̂ value error (200 random rewards)"),
-              ("successor_measure", "mean_cos2", "cos² between span φ and Ψ̂'s top subspace"),
+    panels = (("successor_measure", "value_error", "value error of V = Ψ r, empirical Ψ (200 random r)"),
+              ("successor_measure", "mean_cos2", "cos² between span φ and empirical Ψ's top subspace"),
               ("dqn_streams", "value_error", "held-out return error, ε-greedy DQN streams"))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=130, layout="constrained")
     for ax, (part, key, title) in zip(axes, panels):
