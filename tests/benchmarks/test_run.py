@@ -89,3 +89,22 @@ def test_pvn_paper_row_scales_a_smaller_measured_batch(tmp_path):
     assert "batch 32, scaled ×8" in row[-1] and "median of 2" in row[-1]
     missing = run.pvn_paper_row(str(tmp_path / "absent.json"))
     assert missing[3] == "not measured" and "algorithms.pvn.cost" in missing[-1]
+
+
+def test_a_figure_held_by_two_benchmarks_keeps_the_newer_runs_row(tmp_path):
+    """The seeds rows of an old `agents` run give way to those of the newer `seeds` benchmark (same figure)."""
+    out = tmp_path / "results"
+    os.makedirs(out)
+    path = str(out / "2026-12-02_cpu.jsonl")
+    rows = [_row("seeds", "dqn, 4 seeds vmapped", 129.0, "steps/s", "1", config={"seeds": 4}, benchmark="agents"),
+            _row("end_to_end", "dqn cpu preset", 900.0, "steps/s", "1", config={"agent": "dqn"}, benchmark="agents"),
+            _status("agents", "1"),
+            _row("seeds", "dqn, 4 seeds vmapped", 976.0, "steps/s", "2", config={"seeds": 4}, benchmark="seeds"),
+            _row("seeds", "dqn, 16 seeds vmapped", 725.0, "steps/s", "2", config={"seeds": 16}, benchmark="seeds"),
+            _status("seeds", "2")]
+    for r in rows:
+        common.append_jsonl(path, r)
+    figures, statuses = run.latest_rows(str(out))
+    by_figure = {(r["group"], r["config"].get("seeds")): r["value"] for r in figures}
+    assert by_figure == {("seeds", 4): 976.0, ("seeds", 16): 725.0, ("end_to_end", None): 900.0}
+    assert sorted(s["benchmark"] for s in statuses) == ["agents", "seeds"]
