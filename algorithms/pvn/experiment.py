@@ -646,8 +646,8 @@ def _plot_minatar_scaling(result, path):
     conditions = result["conditions"]
     grid = {label: VALUE_ENCODERS[label] for label in conditions
             if label in VALUE_ENCODERS and VALUE_ENCODERS[label][2] == 20_000}
-    if not grid:
-        return
+    if len({tasks for tasks, _, _ in grid.values()}) < 2:
+        return  # no curve to draw
     panels = (("successor_measure", "value_error", "value error of V = Ψ r, empirical Ψ (200 random r)"),
               ("successor_measure", "mean_cos2", "cos² between span φ and empirical Ψ's top subspace"),
               ("dqn_streams", "value_error", "held-out return error, ε-greedy DQN streams"))
