@@ -339,7 +339,7 @@ def pvn_paper_row(path: str = PVN_COST) -> list:
                   if cost.get("batch_scale", 1) != 1 else "")
         return f"Impala×8, 4096-feature, 100-task update (batch 256){scaled}"
 
-    return cost_file_row("PVN pretraining, 1M updates (`algorithms.pvn.pretrain paper`)", "— (offline)", path,
+    return cost_file_row("PVN pretraining (`algorithms.pvn.pretrain paper`)", "— (offline)", path,
                          updates_key="updates_per_run", step_key="preset_step_cpu_s", what=what,
                          command="python -m algorithms.pvn.cost --preset paper --batch-size 32")
 

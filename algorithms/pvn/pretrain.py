@@ -132,9 +132,10 @@ PRESETS = {
             "lr 1e-3 (a short budget), γ 0.99, EMA 0.99, 500 warm-up updates.",
             Config(learning_rate=1e-3)),
     "paper": ("The paper's setting on Atari: Impala CNN × 8, 4096 features, 100 tasks, batch 256, Adam lr 1.05e-4 "
-              "ε 1.5e-4, γ 0.99, EMA 0.99, on a DQN-replay-style dataset (frames restacked ×4).",
+              "ε 1.5e-4, γ 0.99, EMA 0.99, 1,562,500 updates (25 Dopamine iterations of 62,500) of which the first "
+              "62,500 fit only the thresholds, on a DQN-replay-style dataset (frames restacked ×4).",
               Config(torso="impala", impala_width=8, num_features=4096, num_tasks=100, batch_size=256,
-                     num_updates=1_000_000, warmup_updates=10_000, hash_scale=255.0, log_every=50,
+                     num_updates=1_562_500, warmup_updates=62_500, hash_scale=255.0, log_every=50,
                      checkpoint_every=50_000, verify_dataset="size", out_dir="runs/pvn_pretrain_atari")),
 }
 

@@ -92,10 +92,12 @@ PRESETS = {
                      pretrained_dir="runs/pvn_pretrain_smoke", num_features=32)),
     "cpu": ("MinAtar: linear double-DQN head (lr 1e-3) on 256 frozen features, DQN cpu settings otherwise, 30k steps.",
             Config(**_MINATAR)),
-    "paper": ("Atari 200M protocol: linear double-DQN head on the frozen Impala ×8 / 4096-feature PVN encoder, "
-              "Dopamine DQN hyperparameters, 10M agent steps (the paper's linear evaluation budget is in the README).",
-              Config(**_replace(DQN_PRESETS["paper"][1], torso="impala", head_hidden=0, total_steps=10_000_000,
-                                out_dir="runs/pvn_linear_atari"),
+    "paper": ("Atari: linear double-DQN head on the frozen Impala ×8 / 4096-feature PVN encoder, 1M agent steps "
+              "(4M frames), 5-step returns, ε 0.01 throughout, lr 6.25e-5, Adam ε 1.5e-4, gradient norm ≤ 10, "
+              "target every 2,000, replay 1M from 2,000 steps, eval ε 0.001 (the authors' online config).",
+              Config(**_replace(DQN_PRESETS["paper"][1], torso="impala", head_hidden=0, total_steps=1_000_000,
+                                n_step=5, eps_start=0.01, eps_end=0.01, max_grad_norm=10.0,
+                                learning_starts=2_000, out_dir="runs/pvn_linear_atari"),
                      pretrained_dir="runs/pvn_pretrain_atari", num_features=4096, impala_width=8)),
 }
 

@@ -48,6 +48,15 @@ def test_presets_validate_and_paper_preset_matches_the_paper():
     p = pretrain.PRESETS["paper"][1]
     assert (p.torso, p.impala_width, p.num_features, p.num_tasks, p.batch_size) == ("impala", 8, 4096, 100, 256)
     assert (p.learning_rate, p.adam_eps, p.gamma, p.ema_decay, p.proportion) == (1.05e-4, 1.5e-4, 0.99, 0.99, 0.01)
+    assert p.learning_rate == pytest.approx(6.25e-5 * (256 / 32) ** 0.25, rel=2e-3)  # the authors' batch scaling
+    assert (p.num_updates, p.warmup_updates) == (25 * 62_500, 62_500)  # 25 Dopamine iterations, 1 of warm-up
+    p.validate()
+    lin = train.PRESETS["paper"][1]  # the authors' online linear-evaluation DQN
+    assert (lin.total_steps, lin.n_step, lin.eps_start, lin.eps_end, lin.learning_rate, lin.adam_eps) == \
+        (1_000_000, 5, 0.01, 0.01, 6.25e-5, 1.5e-4)
+    assert (lin.max_grad_norm, lin.target_update_every, lin.learning_starts, lin.buffer_size, lin.batch_size) == \
+        (10.0, 2_000, 2_000, 1_000_000, 32)
+    assert lin.head_hidden == 0 and (lin.num_features, lin.impala_width) == (4096, 8)
     pretrain.PRESETS["cpu"][1].validate()
     assert train.PRESETS["cpu"][1].double_q and train.PRESETS["cpu"][1].head_hidden == 0
 
