@@ -6,12 +6,12 @@ for all seeds and the learner is ``vmap``'d inside one ``lax.cond``. (A ``vmap``
 single-seed step would turn its ``lax.cond`` into a select and run the learner at every
 step for every seed.) Each seed's result equals the single-seed program's with the same key.
 
-The chunk is compiled once, ahead of time, on the first call (as the single-seed JAX loop
-does) and that executable is reused: after one chunk the leaves that passed through the
-learner's ``shard_map`` carry its mesh in their type (``f32[N, ...]({Auto: ('data',)})``),
-which differs from the initial state's, so a plain ``jax.jit`` call retraces and recompiles
-the whole loop at the second chunk (measured: 15–40 s on 2 CPU cores, which made the vmapped
-program look 4–5× slower than separate processes in short benchmarks).
+The chunk is compiled once, ahead of time, on the first call (:class:`core.aot.Compiler`, as
+the single-seed JAX loop) and that executable is reused: after one chunk the leaves that
+passed through the learner's ``shard_map`` carry its mesh in their type, so a plain
+``jax.jit`` call would retrace and recompile the whole loop at the second chunk (measured:
+15–40 s on 2 CPU cores, which made the vmapped program look 4–5× slower than separate
+processes in short benchmarks).
 
 Cost on a CPU (``python -m benchmarks.profile_seeds``, DQN ``cpu`` preset): the replay writes
 at a per-seed cursor become scatters under ``vmap`` but stay cheap (acting, storing and
@@ -26,10 +26,11 @@ and a JAX environment with ``reset(key, num_envs)`` and ``step(key, env_state, a
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
+
+from core.aot import Compiler
 
 
 class SeedsTrainer(NamedTuple):
@@ -77,19 +78,7 @@ def make_seeds_trainer(agent: Any, env: Any, *, num_envs: int, steps: int) -> Se
             body, (loop, env_state, timestep, env_key), None, length=steps)
         return loop, (env_state, timestep, env_key)
 
-    jitted = jax.jit(chunk, donate_argnums=0)
-    compiled: dict = {}
-    compile_time = [0.0]
-
-    def run_chunk(state):
-        # Keyed by shapes and dtypes only: the mesh in the leaves' types after a chunk must not
-        # count as a new signature (see the module docstring).
-        signature = (jax.tree.structure(state), tuple((x.shape, x.dtype) for x in jax.tree.leaves(state)))
-        if signature not in compiled:
-            start = time.perf_counter()
-            compiled[signature] = jitted.lower(state).compile()
-            compile_time[0] += time.perf_counter() - start
-        return compiled[signature](state)
-
-    return SeedsTrainer(init=jax.jit(jax.vmap(init_one)), run_chunk=run_chunk, compile_s=lambda: compile_time[0],
-                        jitted_chunk=jitted)
+    compiler = Compiler()  # keyed by shapes and dtypes: the mesh in the leaves' types is not a new signature
+    run_chunk = compiler(chunk, donate_argnums=0)
+    return SeedsTrainer(init=jax.jit(jax.vmap(init_one)), run_chunk=run_chunk, compile_s=lambda: compiler.seconds,
+                        jitted_chunk=run_chunk.jitted)

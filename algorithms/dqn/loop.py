@@ -22,6 +22,7 @@ import numpy as np
 
 import environments
 from core import cli, metrics, schedules
+from core.aot import Compiler
 from core.checkpoint import Checkpointer
 from core.types import EnvSpec, StepType
 
@@ -120,7 +121,7 @@ def make_trainer(cfg: Config, agent_fn: AgentFactory = make_agent) -> Trainer:
 def _make_jax_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
     env = environments.make_jax(cfg.env_id)
     agent = agent_fn(cfg, env.spec)
-    compile_time = [0.0]
+    compiler = Compiler()
     steps_per_chunk = cfg.log_every // cfg.num_envs
 
     def init(key):
@@ -142,14 +143,7 @@ def _make_jax_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
             body, (loop, env_state, timestep, env_key), None, length=steps_per_chunk)
         return loop, (env_state, timestep, env_key)
 
-    compiled = {}
-
-    def run_chunk(state):
-        if "chunk" not in compiled:
-            start = time.perf_counter()
-            compiled["chunk"] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
-            compile_time[0] += time.perf_counter() - start
-        return compiled["chunk"](state)
+    run_chunk = compiler(chunk, donate_argnums=0)
 
     evaluate_fn = jax.jit(make_evaluate_jax(cfg, env, agent.act_greedy))
 
@@ -158,7 +152,7 @@ def _make_jax_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
         return np.asarray(evaluate_fn(state[0].train.params, key))
 
     return Trainer(init=init, run_chunk=run_chunk, end_segment=lambda state: state, evaluate=evaluate,
-                   compile_s=lambda: compile_time[0], close=lambda: None, agent=agent)
+                   compile_s=lambda: compiler.seconds, close=lambda: None, agent=agent)
 
 
 def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
@@ -173,8 +167,10 @@ def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
         return env_holder["env"]
 
     agent = agent_fn(cfg, env_spec(cfg))
-    compile_time = [0.0]
-    compiled = {}
+    compiler = Compiler()
+    observe = compiler(agent.observe, donate_argnums=0)
+    learn = compiler(agent.learn, donate_argnums=0)
+    should_learn = jax.jit(agent.should_learn)
     pending = {}  # the time step received but not yet acted upon, and its segment
 
     def init(key):
@@ -186,13 +182,7 @@ def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
             # Each checkpoint segment runs in freshly seeded environments, so that a run
             # resumed from a checkpoint sees exactly the environments of an uninterrupted one.
             pending["timestep"] = open_env(int(loop.env_steps) // cfg.checkpoint_every).reset()
-        if "observe" not in compiled:
-            start = time.perf_counter()
-            compiled["observe"] = jax.jit(agent.observe, donate_argnums=0).lower(loop, pending["timestep"]).compile()
-            compiled["learn"] = jax.jit(agent.learn, donate_argnums=0).lower(loop).compile()
-            compiled["should_learn"] = jax.jit(agent.should_learn)
-            compile_time[0] += time.perf_counter() - start
-        observe, learn, env = compiled["observe"], compiled["learn"], env_holder["env"]
+        env = env_holder["env"]
         timestep = pending["timestep"]
         # The same schedule as `agent.step`, decided on the host so that the learner runs as
         # its own compiled program (a Nature-CNN update inside `lax.cond` is ~7x slower on CPU).
@@ -202,7 +192,7 @@ def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
             timestep = env.step(np.asarray(actions))
             calls += 1
             if calls * cfg.num_envs >= cfg.learning_starts and calls % cfg.calls_per_update == 0:
-                can_learn = can_learn or bool(compiled["should_learn"](loop))
+                can_learn = can_learn or bool(should_learn(loop))
                 if can_learn:
                     loop = learn(loop)
         pending["can_learn"] = can_learn
@@ -228,7 +218,7 @@ def _make_host_trainer(cfg: Config, agent_fn: AgentFactory) -> Trainer:
             env_holder["env"].close()
 
     return Trainer(init=init, run_chunk=run_chunk, end_segment=end_segment, evaluate=evaluate,
-                   compile_s=lambda: compile_time[0], close=close, agent=agent)
+                   compile_s=lambda: compiler.seconds, close=close, agent=agent)
 
 
 # --------------------------------------------------------------------------- main
