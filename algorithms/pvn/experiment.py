@@ -31,6 +31,7 @@ encoders (the PVN learner's initial encoder at each seed) and raw pixels; it wri
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -406,14 +407,20 @@ def load_rows(dataset_dir: str) -> dict:
     return rows
 
 
-def encoder_features(encoder_cfg, params, observations: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-    """φ(x) ``[N, D]`` float32 of the frozen encoder for ``[N, *O]`` observations (float32, as pretraining sees them)."""
+@functools.lru_cache(maxsize=None)
+def _encoder_apply(encoder_cfg):
+    """The jitted ``apply(params, obs)`` of one encoder architecture (one per config, so that jit's cache is reused)."""
     import haiku as hk
     import jax
 
     from algorithms.pvn import networks
 
-    apply = jax.jit(hk.without_apply_rng(hk.transform(lambda o: networks.Encoder(encoder_cfg)(o))).apply)
+    return jax.jit(hk.without_apply_rng(hk.transform(lambda o: networks.Encoder(encoder_cfg)(o))).apply)
+
+
+def encoder_features(encoder_cfg, params, observations: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+    """φ(x) ``[N, D]`` float32 of the frozen encoder for ``[N, *O]`` observations (float32, as pretraining sees them)."""
+    apply = _encoder_apply(encoder_cfg._replace(hidden_sizes=tuple(encoder_cfg.hidden_sizes)))
     out = [np.asarray(apply(params, observations[i:i + batch_size].astype(np.float32)))
            for i in range(0, len(observations), batch_size)]
     return np.concatenate(out)
@@ -441,7 +448,8 @@ def successor_measure_study(rows: dict, *, gamma: float, num_rewards: int = NUM_
     States are the dataset's distinct observations (MinAtar: a few thousand); Ψ̂ is the
     uniform policy's successor measure of the empirical MDP of all streams
     (:func:`value_error.empirical_successor_measure`), the fixed point PVN's TD rule reaches on
-    this data. Returns ``(sm, observations [n, *O] of Ψ̂'s states, rewards [n, num_rewards] ~ N(0, I))``,
+    this data. Returns ``(sm, observations [n, *O] of Ψ̂'s states, rewards [n, num_rewards] ~ N(0, I),
+    Ψ̂'s left singular vectors [n, n])`` (computed once for every encoder's metrics),
     or None when the dataset has more than ``MAX_SM_STATES`` distinct observations.
     """
     from algorithms.pvn import value_error as ve
@@ -458,7 +466,7 @@ def successor_measure_study(rows: dict, *, gamma: float, num_rewards: int = NUM_
                                         num_actions=int(rows["metadata"]["num_actions"]), gamma=gamma)
     observations = observation.reshape(num_rows * num_streams, *observation.shape[2:])[first_row[sm.states]]
     rewards = np.random.default_rng(12345).normal(size=(sm.states.size, num_rewards))
-    return sm, observations, rewards
+    return sm, observations, rewards, np.linalg.svd(sm.psi)[0]
 
 
 def _successor_measure_metrics(features: np.ndarray, study) -> dict:
@@ -467,9 +475,9 @@ def _successor_measure_metrics(features: np.ndarray, study) -> dict:
 
     if study is None:
         return {}
-    sm, _, rewards = study
-    out = gw.evaluate(np.asarray(features, np.float64), sm.psi, rewards)
-    out["oracle"] = gw.oracle(sm.psi, rewards, min(out["rank"], sm.psi.shape[0]))
+    sm, _, rewards, psi_left = study
+    out = gw.evaluate(np.asarray(features, np.float64), sm.psi, rewards, psi_left=psi_left)
+    out["oracle"] = gw.oracle(sm.psi, rewards, min(out["rank"], sm.psi.shape[0]), psi_left=psi_left)
     return out
 
 
@@ -535,7 +543,7 @@ def minatar_value(args) -> int:
                         "mean_return": float(p["returns"].mean()), "var_return": float(p["returns"].var())}
                  for name, p in parts.items()}
     if study is not None:
-        sm, sm_observations, _ = study
+        sm = study[0]
         data_info["successor_measure"] = {"states": int(sm.states.size), "all_actions_seen": sm.all_actions_seen,
                                           "escaped": sm.escaped, "rewards": NUM_REWARDS}
     data_info["dropped_rows_unfinished"] = int((~mc.valid & (rows["step_type"] != ve.LAST)).sum())

@@ -132,24 +132,27 @@ def value_error(features: np.ndarray, values: np.ndarray) -> float:
     return float(np.mean(resid / ((values - values.mean(0)) ** 2).sum(0)))
 
 
-def subspace_alignment(features: np.ndarray, psi: np.ndarray) -> tuple[float, float]:
+def subspace_alignment(features: np.ndarray, psi: np.ndarray, *,
+                       psi_left: np.ndarray | None = None) -> tuple[float, float]:
     """(mean cos², largest angle in degrees) between span Φ and Ψ's top-rank(Φ) left singular subspace."""
     rank = int(np.linalg.matrix_rank(features))
     if rank == 0:
         return 0.0, 90.0
-    u = np.linalg.svd(psi)[0][:, :rank]
+    u = (np.linalg.svd(psi)[0] if psi_left is None else psi_left)[:, :rank]
     angles = np.asarray(pvn.principal_angles(jnp.asarray(features, jnp.float32), jnp.asarray(u, jnp.float32)))
     angles = angles[np.isfinite(angles)]
     return float(np.mean(np.cos(angles) ** 2)), float(np.degrees(angles.max()))
 
 
-def evaluate(features: np.ndarray, psi: np.ndarray, rewards: np.ndarray) -> dict:
+def evaluate(features: np.ndarray, psi: np.ndarray, rewards: np.ndarray, *, psi_left: np.ndarray | None = None) -> dict:
+    """Value error of Ψ r, alignment with Ψ's top subspace, rank (``psi_left``: Ψ's left singular vectors, if known)."""
     values = psi @ rewards
-    cos2, worst = subspace_alignment(features, psi)
+    cos2, worst = subspace_alignment(features, psi, psi_left=psi_left)
     return {"value_error": value_error(features, values), "rank": int(np.linalg.matrix_rank(features)),
             "mean_cos2": cos2, "max_angle_deg": worst}
 
 
-def oracle(psi: np.ndarray, rewards: np.ndarray, dim: int) -> float:
+def oracle(psi: np.ndarray, rewards: np.ndarray, dim: int, *, psi_left: np.ndarray | None = None) -> float:
     """Value error of the top-``dim`` left singular vectors of Ψ (the best D-dimensional linear features)."""
-    return value_error(np.linalg.svd(psi)[0][:, :dim], psi @ rewards)
+    left = np.linalg.svd(psi)[0] if psi_left is None else psi_left
+    return value_error(left[:, :dim], psi @ rewards)
